@@ -1,0 +1,111 @@
+"""Typed inputs to the watcher core (events) and its outputs (actions). All frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bigtop.core.policy import ExitStatus
+
+
+# ---- events: what happened, fed to `WatcherCore.feed(event, now)` ----------------------
+@dataclass(frozen=True)
+class Start:
+    pass
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Stop every process gracefully; the watcher ends `stopped`."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    numprocesses: int
+
+
+@dataclass(frozen=True)
+class Spawned:
+    wid: int
+    pid: int
+    max_age_jitter: float = 0.0  # the runtime draws it, so the core stays deterministic
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    wid: int
+    reason: str
+    fatal: bool = False  # a hook refused the spawn and asks the watcher to stop
+
+
+@dataclass(frozen=True)
+class Exited:
+    pid: int
+    status: ExitStatus
+
+
+@dataclass(frozen=True)
+class KillProcess:
+    """Stop one process gracefully (the `kill` command); it is replaced per the policy."""
+
+    pid: int
+    graceful_timeout: float | None = None
+    signum: int | None = None
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Timers may be due; the runtime feeds this at `next_wakeup()`."""
+
+
+Event = Start | Stop | Scale | Spawned | SpawnFailed | Exited | KillProcess | Tick
+
+
+# ---- actions: what the runtime must do --------------------------------------------------
+@dataclass(frozen=True)
+class SpawnProcess:
+    wid: int
+
+
+@dataclass(frozen=True)
+class SendStopSignal:
+    pid: int
+    signum: int
+
+
+@dataclass(frozen=True)
+class KillTree:
+    """SIGKILL the process and every descendant (graceful_timeout ran out)."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class StartCompleted:
+    """Every slot had its first spawn: run after_start."""
+
+
+@dataclass(frozen=True)
+class StopCompleted:
+    """The last process is gone: run after_stop, close streams."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Publish:
+    """An event for the bus, Circus topic `watcher.<name>.<action>`."""
+
+    action: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    level: str
+    message: str
+
+
+Action = (
+    SpawnProcess | SendStopSignal | KillTree | StartCompleted | StopCompleted | Publish | LogMessage
+)
