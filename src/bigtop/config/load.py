@@ -35,6 +35,7 @@ from bigtop.config.substitute import env_keys, expand_shell_vars, substitute
 from bigtop.errors import ConfigError, ConfigProblem
 
 Coercer = Callable[[str], Any]
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def _nonneg_int(text: str) -> int:
@@ -137,7 +138,6 @@ CIRCUS_KNOWN_EXTRA = frozenset(
     {"include", "include_dir", "stream_backend", "statsd_close_outputs", "httpd_close_outputs"}
 )
 WATCHER_KNOWN_EXTRA = frozenset({"check_flapping", "env", "hooks", "copy_env_vars"})
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 FLAPPING_PLUGIN = "circus.plugins.flapping.Flapping"
 FLAPPING_ALIASES = frozenset({FLAPPING_PLUGIN, "flapping", "bigtop.plugins.flapping"})
 
@@ -154,14 +154,14 @@ class _Collector:
 
     problems: list[ConfigProblem] = field(default_factory=list)
 
-    def add(self, message: str, option: RawOption | None = None, **where: Any) -> None:
-        if option is not None:
-            where.setdefault("file", option.file)
-            where.setdefault("line", option.line)
+    def add(self, message: str, raw: RawOption | None = None, **where: Any) -> None:
+        if raw is not None:
+            where.setdefault("file", raw.file)
+            where.setdefault("line", raw.line)
         self.problems.append(ConfigProblem(message, **where))
 
-    def warn(self, message: str, option: RawOption | None = None, **where: Any) -> None:
-        self.add(message, option, severity="warning", **where)
+    def warn(self, message: str, raw: RawOption | None = None, **where: Any) -> None:
+        self.add(message, raw, severity="warning", **where)
 
     @property
     def errors(self) -> list[ConfigProblem]:
@@ -222,9 +222,7 @@ def _global_env(raw: RawConfig, environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _substituted(
-    raw: RawConfig, section: str, keys: Mapping[str, str]
-) -> dict[str, RawOption]:
+def _substituted(raw: RawConfig, section: str, keys: Mapping[str, str]) -> dict[str, RawOption]:
     return {
         name: RawOption(substitute(option.value, keys), option.file, option.line)
         for name, option in raw.section_options(section).items()
@@ -314,9 +312,7 @@ def _load_plugins(
     return flapping, plugins
 
 
-def _load_sockets(
-    raw: RawConfig, keys: Mapping[str, str], found: _Collector
-) -> list[SocketConfig]:
+def _load_sockets(raw: RawConfig, keys: Mapping[str, str], found: _Collector) -> list[SocketConfig]:
     sockets: dict[str, SocketConfig] = {}
     for section in raw.sections:
         if not section.startswith("socket:"):
@@ -515,9 +511,7 @@ def _comment_truncated(option: RawOption) -> bool:
     return pos > 0 and value[pos - 1].isspace() and bool(value[pos + 1 :].strip())
 
 
-def _hook(
-    hook_name: str, option: RawOption, section: str, found: _Collector
-) -> HookConfig | None:
+def _hook(hook_name: str, option: RawOption, section: str, found: _Collector) -> HookConfig | None:
     if hook_name not in HOOK_NAMES:
         found.add(
             "unknown hook; expected one of " + ", ".join(HOOK_NAMES),

@@ -31,18 +31,18 @@ class Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Base for config records: immutable, keyword-only."""
 
 
-class HookConfig(Frozen):
+class HookConfig(Frozen, frozen=True, kw_only=True):
     name: str
     target: str  # "package.module.callable" (or "module:callable")
     ignore_errors: bool
 
 
-class StreamConfig(Frozen):
+class StreamConfig(Frozen, frozen=True, kw_only=True):
     class_name: str
     options: dict[str, str] = {}
 
 
-class FlappingConfig(Frozen):
+class FlappingConfig(Frozen, frozen=True, kw_only=True):
     """Giving up on a watcher that keeps dying; only when the config asks for it."""
 
     attempts: int = 2
@@ -51,13 +51,13 @@ class FlappingConfig(Frozen):
     max_retry: int = 5  # -1: retry forever
 
 
-class BackoffConfig(Frozen):
+class BackoffConfig(Frozen, frozen=True, kw_only=True):
     initial: float = 0.5
     max: float = 30.0
     reset: float = 10.0
 
 
-class WatcherConfig(Frozen):
+class WatcherConfig(Frozen, frozen=True, kw_only=True):
     name: str
     cmd: str
     args: str = ""
@@ -104,7 +104,7 @@ class WatcherConfig(Frozen):
     source: str = ""  # the file that defined the section
 
 
-class ArbiterConfig(Frozen):
+class ArbiterConfig(Frozen, frozen=True, kw_only=True):
     endpoint: str | None = None  # bigtop: None = an ipc socket in the per-user runtime dir
     endpoint_owner: str | None = None
     pubsub_endpoint: str | None = None
@@ -127,20 +127,20 @@ class ArbiterConfig(Frozen):
     options: dict[str, str] = {}
 
 
-class SocketConfig(Frozen):
+class SocketConfig(Frozen, frozen=True, kw_only=True):
     """Parsed fully by the sockets work; kept as strings until then."""
 
     name: str
     options: dict[str, str] = {}
 
 
-class PluginConfig(Frozen):
+class PluginConfig(Frozen, frozen=True, kw_only=True):
     name: str
     use: str
     options: dict[str, str] = {}
 
 
-class Config(Frozen):
+class Config(Frozen, frozen=True, kw_only=True):
     path: str
     circus: ArbiterConfig
     watchers: tuple[WatcherConfig, ...]

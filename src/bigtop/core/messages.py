@@ -54,11 +54,16 @@ class KillProcess:
 
 
 @dataclass(frozen=True)
+class Reload:
+    """Graceful reload: start a new set of processes, then stop the old ones."""
+
+
+@dataclass(frozen=True)
 class Tick:
     """Timers may be due; the runtime feeds this at `next_wakeup()`."""
 
 
-Event = Start | Stop | Scale | Spawned | SpawnFailed | Exited | KillProcess | Tick
+Event = Start | Stop | Scale | Spawned | SpawnFailed | Exited | KillProcess | Reload | Tick
 
 
 # ---- actions: what the runtime must do --------------------------------------------------

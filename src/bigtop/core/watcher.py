@@ -26,10 +26,11 @@ from bigtop.core.messages import (
     KillTree,
     LogMessage,
     Publish,
+    Reload,
     Scale,
     SendStopSignal,
-    SpawnFailed,
     Spawned,
+    SpawnFailed,
     SpawnProcess,
     Start,
     StartCompleted,
@@ -108,6 +109,7 @@ class WatcherCore:
     retry_at: float | None = None
     next_spawn_at: float = 0.0
     awaiting_first_spawn: set[int] = field(default_factory=set)
+    retiring: set[int] = field(default_factory=set)  # old pids a reload stops once replaced
 
     def __post_init__(self) -> None:
         self.numprocesses = self.config.numprocesses
@@ -139,6 +141,8 @@ class WatcherCore:
                 return self._exited(pid, status, now)
             case KillProcess():
                 return self._kill_one(event, now)
+            case Reload():
+                return self._reload(now)
             case Tick():
                 return self._tick(now)
         raise TypeError(f"not a watcher event: {event!r}")  # pragma: no cover
@@ -194,6 +198,7 @@ class WatcherCore:
         self.status = advance(WATCHER_TRANSITIONS, self.status, "stop")
         self.slots.clear()
         self.awaiting_first_spawn.clear()
+        self.retiring.clear()
         actions: list[Action] = [Publish("stop")]
         for proc in sorted(self.procs.values(), key=lambda p: p.started_at):
             actions += self._stop_process(proc, now, reason, replace=False)
@@ -273,7 +278,7 @@ class WatcherCore:
             return actions + self._stop_process(proc, now, "no longer wanted", replace=False)
         slot.pid, slot.pending = event.pid, False
         self.awaiting_first_spawn.discard(event.wid)
-        return actions + self._maybe_started()
+        return actions + self._maybe_started() + self._maybe_retire(now)
 
     def _spawn_failed(self, event: SpawnFailed, now: float) -> list[Action]:
         slot = self.slots.get(event.wid)
@@ -293,7 +298,7 @@ class WatcherCore:
         if event.fatal:
             return actions + self._stop(now, event.reason)
         actions += self._record_death(now)
-        return actions + self._maybe_started()
+        return actions + self._maybe_started() + self._maybe_retire(now)
 
     # ---- exits ------------------------------------------------------------------------
     def _exited(self, pid: int, status: ExitStatus, now: float) -> list[Action]:
@@ -309,8 +314,16 @@ class WatcherCore:
             slot.pid = None
         if proc.reason:  # we asked it to stop
             self.history.append(
-                HistoryEntry(now, pid, proc.wid, status.code, status.signal, proc.reason, uptime,
-                             0.0 if proc.replace and slot else None)
+                HistoryEntry(
+                    now,
+                    pid,
+                    proc.wid,
+                    status.code,
+                    status.signal,
+                    proc.reason,
+                    uptime,
+                    0.0 if proc.replace and slot else None,
+                )
             )
             if slot is not None and proc.replace:
                 slot.ready_at = now
@@ -369,6 +382,29 @@ class WatcherCore:
         self.status = advance(WATCHER_TRANSITIONS, self.status, "finished")
         return [StopCompleted("every process ended"), Publish("stop")]
 
+    # ---- reload ------------------------------------------------------------------------
+    def _reload(self, now: float) -> list[Action]:
+        if self.status is WatcherStatus.STOPPED:
+            return self._start(now)
+        if self.status is WatcherStatus.STOPPING:
+            return []
+        self.retiring |= {p.pid for p in self.procs.values() if p.state is ProcessState.RUNNING}
+        self.slots = {}
+        self._fill(now)
+        self.awaiting_first_spawn = set(self.slots)
+        return self._spawn_due(now) + self._maybe_retire(now)
+
+    def _maybe_retire(self, now: float) -> list[Action]:
+        if not self.retiring or self.awaiting_first_spawn:
+            return []
+        actions: list[Action] = []
+        for pid in sorted(self.retiring):
+            proc = self.procs.get(pid)
+            if proc is not None:
+                actions += self._stop_process(proc, now, "reloaded", replace=False)
+        self.retiring.clear()
+        return [*actions, Publish("reload")]
+
     # ---- stopping one process ---------------------------------------------------------
     def _stop_process(
         self,
@@ -411,6 +447,8 @@ class WatcherCore:
                 actions += self._stop_process(proc, now, "max_age reached", replace=True)
         if self.retry_at is not None and now >= self.retry_at:
             self.retry_at = None
-            actions.append(LogMessage("info", f"watcher {self.config.name!r}: retrying after flapping"))
+            actions.append(
+                LogMessage("info", f"watcher {self.config.name!r}: retrying after flapping")
+            )
             actions += self._start(now)
         return actions + self._spawn_due(now)

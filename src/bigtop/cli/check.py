@@ -1,0 +1,146 @@
+"""`bigtop check CONFIG [--strict] [--json]`: validate and show the resolved config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from typing import Any
+
+import msgspec
+
+from bigtop.config.coerce import signal_name
+from bigtop.config.load import check_config
+from bigtop.config.machine import machine_problems
+from bigtop.config.model import Config, WatcherConfig
+from bigtop.errors import ConfigProblem
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "check",
+        help="validate a config file and print what it resolves to",
+        description=(
+            "Validate CONFIG and print what it resolves to. Every problem is reported with "
+            "its file, line, section, option, the value and what was expected; the exit "
+            "status is 1 when there is any error. Problems that depend on this machine "
+            "(a missing program, directory, user, group or virtualenv) are warnings, or "
+            "errors with --strict; `bigtop run` always treats them as errors."
+        ),
+    )
+    parser.add_argument("config", metavar="CONFIG", help="a circus.ini-style file")
+    parser.add_argument(
+        "--strict", action="store_true", help="treat machine-dependent warnings as errors"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the resolved config (or the errors) as JSON"
+    )
+    parser.set_defaults(handler=handle)
+
+
+def gather(path: str, strict: bool) -> tuple[Config | None, list[ConfigProblem]]:
+    """The model and every problem; machine problems become errors when `strict`."""
+    config, problems = check_config(path)
+    if config is not None:
+        for problem in machine_problems(config):
+            if strict:
+                problem = ConfigProblem(**{**problem.__dict__, "severity": "error"})
+            problems.append(problem)
+    return config, problems
+
+
+def handle(args: argparse.Namespace) -> int:
+    config, problems = gather(args.config, args.strict)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    if args.json:
+        if errors or config is None:
+            document: dict[str, Any] = {
+                "errors": [problem_json(p) for p in errors],
+                "warnings": [problem_json(p) for p in warnings],
+            }
+        else:
+            document = config_json(config)
+            document["warnings"] = [problem_json(p) for p in warnings]
+        print(json.dumps(document, indent=2, sort_keys=False))
+        return 1 if errors or config is None else 0
+    for problem in warnings:
+        print(f"warning: {problem}", file=sys.stderr)
+    if errors or config is None:
+        for problem in errors:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{args.config}: {len(errors)} error(s); nothing was started", file=sys.stderr)
+        return 1
+    print(describe(config))
+    return 0
+
+
+def problem_json(problem: ConfigProblem) -> dict[str, Any]:
+    return {k: v for k, v in problem.__dict__.items() if v is not None}
+
+
+def describe(config: Config) -> str:
+    lines = [f"{config.path}: OK ({', '.join(config.files)})", ""]
+    for watcher in sorted(config.watchers, key=lambda w: (-w.priority, w.name)):
+        command = watcher.cmd + (f" {watcher.args}" if watcher.args else "")
+        flags = [
+            f"{watcher.numprocesses} process{'es' if watcher.numprocesses != 1 else ''}",
+            f"priority {watcher.priority}",
+            f"respawn {watcher.respawn}",
+            f"stop {signal_name(watcher.stop_signal)} then SIGKILL after "
+            f"{watcher.graceful_timeout:g}s",
+        ]
+        if not watcher.autostart:
+            flags.append("not autostarted")
+        if watcher.uid:
+            flags.append(f"as {watcher.uid}" + (f":{watcher.gid}" if watcher.gid else ""))
+        lines.append(f"[watcher:{watcher.name}] {', '.join(flags)}")
+        lines.append(f"    $ {command}")
+        if watcher.working_dir:
+            lines.append(f"    in {watcher.working_dir}")
+        for key, value in sorted(watcher.env.items()):
+            lines.append(f"    {key}={shlex.quote(value)}")
+    for socket in config.sockets:
+        lines.append(f"[socket:{socket.name}] {socket.options}")
+    for plugin in config.plugins:
+        lines.append(f"[plugin:{plugin.name}] use = {plugin.use}")
+    return "\n".join(lines)
+
+
+def config_json(config: Config) -> dict[str, Any]:
+    circus = msgspec.to_builtins(config.circus)
+    circus.update(circus.pop("options"))
+    return {
+        "circus": circus,
+        "watchers": [watcher_json(w) for w in config.watchers],
+        "sockets": [{"name": s.name, **s.options} for s in config.sockets],
+        "plugins": [{"name": p.name, "use": p.use, **p.options} for p in config.plugins],
+    }
+
+
+def watcher_json(watcher: WatcherConfig) -> dict[str, Any]:
+    """A watcher keyed by Circus's option names (free-form options at the top level)."""
+    data: dict[str, Any] = msgspec.to_builtins(watcher)
+    for key in ("backoff", "flapping", "hooks", "rlimits", "options", "source"):
+        data.pop(key)
+    data["success_exit_codes"] = list(watcher.success_exit_codes)
+    data["backoff_initial"] = watcher.backoff.initial
+    data["backoff_max"] = watcher.backoff.max
+    data["backoff_reset"] = watcher.backoff.reset
+    if watcher.flapping is not None:
+        for key, value in msgspec.to_builtins(watcher.flapping).items():
+            data[f"flapping.{key}"] = value
+    for name, hook in watcher.hooks.items():
+        data[f"hooks.{name}"] = f"{hook.target}, {str(hook.ignore_errors).lower()}"
+    for name, limit in watcher.rlimits.items():
+        data[f"rlimit_{name.lower()}"] = limit
+    for stream in ("stdout_stream", "stderr_stream"):
+        stream_config = data.pop(stream)
+        if stream_config:
+            data[f"{stream}.class"] = stream_config["class_name"]
+            for key, value in stream_config["options"].items():
+                data[f"{stream}.{key}"] = value
+    for key, value in watcher.options.items():
+        data.setdefault(key, value)
+    return data

@@ -1,0 +1,126 @@
+"""`bigtop run CONFIG`: start the daemon (foreground by default)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import sys
+from typing import Any
+
+from bigtop import __version__
+from bigtop.cli.check import gather
+from bigtop.config.model import Config
+from bigtop.errors import PidfileError
+from bigtop.runtime.arbiter import Arbiter, check_hooks
+from bigtop.runtime.logsetup import setup_logging
+from bigtop.runtime.pidfile import Pidfile
+
+log = logging.getLogger("bigtop")
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="start the daemon with a config file",
+        description=(
+            "Start the bigtop daemon: spawn every autostart watcher, restart processes that "
+            "die, stop everything gracefully on SIGTERM, SIGINT (Ctrl-C) or SIGQUIT, and "
+            "reload every watcher on SIGHUP. A second Ctrl-C kills every process at once."
+        ),
+    )
+    parser.add_argument("config", metavar="CONFIG", help="a circus.ini-style file")
+    parser.add_argument("--daemon", action="store_true", help="detach and run in the background")
+    parser.add_argument("--pidfile", help="write the daemon's pid here (overrides [circus])")
+    parser.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        type=str.lower,
+        help="overrides [circus] loglevel (default info)",
+    )
+    parser.add_argument(
+        "--log-output",
+        help="'-' for stdout, a file path, or syslog://host:port?facility (overrides [circus])",
+    )
+    parser.add_argument("--logger-config", help="a logging .ini or .json file (overrides [circus])")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config, problems = gather(args.config, strict=True)
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in problems:
+        if problem.severity != "error":
+            print(f"warning: {problem}", file=sys.stderr)
+    if config is not None:
+        errors_text = [f"error: {p}" for p in errors] + [
+            f"error: {message}" for message in check_hooks(config)
+        ]
+    else:
+        errors_text = [f"error: {p}" for p in errors]
+    if errors_text or config is None:
+        for line in errors_text:
+            print(line, file=sys.stderr)
+        print(f"{args.config}: not started; fix the errors above and run again", file=sys.stderr)
+        return 1
+    circus = config.circus
+    if circus.umask is not None:
+        os.umask(circus.umask)
+    try:
+        setup_logging(
+            args.log_level or circus.loglevel,
+            args.log_output or circus.logoutput,
+            args.logger_config or circus.loggerconfig,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot set up the daemon's log: {exc}", file=sys.stderr)
+        return 1
+    if circus.debug_gc:
+        gc.set_debug(gc.DEBUG_LEAK)
+    if args.daemon:
+        _daemonize()
+    pidfile_path = args.pidfile or circus.pidfile
+    pidfile = Pidfile(pidfile_path) if pidfile_path else None
+    try:
+        if pidfile is not None and pidfile.create(os.getpid()):
+            log.warning("replaced stale pidfile %s", pidfile.path)
+    except PidfileError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(_serve(config))
+    finally:
+        if pidfile is not None:
+            pidfile.unlink()
+    return 0
+
+
+async def _serve(config: Config) -> None:
+    arbiter = Arbiter(config)
+    names = ", ".join(w.name for w in config.watchers) or "no watchers"
+    log.info(
+        "bigtop %s started (pid %d) with %s: %s",
+        __version__,
+        os.getpid(),
+        config.path,
+        names,
+    )
+    await arbiter.run()
+    log.info("bigtop stopped")
+
+
+def _daemonize() -> None:
+    """Double fork, new session, stdio to /dev/null (as circusd --daemon)."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if devnull > 2:
+        os.close(devnull)

@@ -1,0 +1,373 @@
+"""A watcher at run time: carries out what the core decides, with real processes.
+
+Events for the core are queued and fed one at a time; an action may produce new events
+(a spawn produces `Spawned`), which wait their turn, so the core never sees re-entrant
+calls. After every batch the single timer is moved to the core's `next_wakeup()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bigtop.config.model import WatcherConfig
+from bigtop.core.messages import (
+    Action,
+    Event,
+    Exited,
+    KillProcess,
+    KillTree,
+    LogMessage,
+    Publish,
+    Reload,
+    Scale,
+    SendStopSignal,
+    Spawned,
+    SpawnFailed,
+    SpawnProcess,
+    Start,
+    StartCompleted,
+    Stop,
+    StopCompleted,
+    Tick,
+)
+from bigtop.core.policy import ExitStatus
+from bigtop.core.spawnplan import PlanError, SpawnContext, build_plan, parse_env_file
+from bigtop.core.states import WatcherStatus
+from bigtop.core.watcher import HistoryEntry, WatcherCore
+from bigtop.errors import SpawnError
+from bigtop.runtime import proctree, spawner
+from bigtop.runtime.hooks import HookFunction, HookRunner, resolve
+from bigtop.runtime.output import PipeReader, Sink, make_sink
+from bigtop.runtime.reaper import Reaper
+
+if TYPE_CHECKING:
+    from bigtop.config.model import HookConfig
+
+log = logging.getLogger("bigtop.watcher")
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+@dataclass
+class Services:
+    """What every watcher shares, owned by the arbiter."""
+
+    loop: asyncio.AbstractEventLoop
+    reaper: Reaper
+    publish: Callable[[str, str, dict[str, Any]], None]
+    arbiter: Any
+    config_dir: str
+    cwd: str
+
+
+class Watcher:
+    def __init__(self, config: WatcherConfig, services: Services) -> None:
+        self.config = config
+        self.name = config.name
+        self.services = services
+        self.core = WatcherCore(config)
+        self.popens: dict[int, subprocess.Popen[bytes]] = {}
+        self.readers: dict[int, list[PipeReader]] = {}
+        self.hooks = HookRunner(resolve_hooks(config), self._publish_hook)
+        self.sinks: dict[str, Sink] = {}
+        self._events: deque[Event] = deque()
+        self._feeding = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._stopped = asyncio.Event()
+        self._stopped.set()
+
+    def __repr__(self) -> str:
+        return repr(self.core)
+
+    # ---- what hooks and the control plane read ----------------------------------------
+    @property
+    def status(self) -> str:
+        return self.core.status.value
+
+    @property
+    def numprocesses(self) -> int:
+        return self.core.numprocesses
+
+    @property
+    def pids(self) -> list[int]:
+        return self.core.running_pids()
+
+    @property
+    def processes(self) -> dict[int, subprocess.Popen[bytes]]:
+        return dict(self.popens)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(self.config.env)
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        return list(self.core.history)
+
+    def is_stopped(self) -> bool:
+        return self.core.status is WatcherStatus.STOPPED
+
+    # ---- commands -----------------------------------------------------------------------
+    def start(self) -> bool:
+        """Start the watcher; False when before_start refused (it stays stopped)."""
+        if self.core.status in (WatcherStatus.STARTING, WatcherStatus.ACTIVE):
+            return True
+        if not self.hooks.run("before_start", self, self.services.arbiter):
+            log.warning("watcher %r: before_start hook returned false; not started", self.name)
+            return False
+        try:
+            self._open_sinks()
+        except (OSError, ValueError, ImportError, AttributeError, TypeError) as exc:
+            log.error("watcher %r: cannot open its output stream: %s", self.name, exc)
+            return False
+        self._stopped.clear()
+        self.feed(Start())
+        return True
+
+    async def stop(self) -> None:
+        """Stop gracefully and wait until every process is gone."""
+        if not self.is_stopped():
+            self.hooks.run("before_stop", self, self.services.arbiter)
+            self.feed(Stop())
+        await self._stopped.wait()
+
+    def scale(self, numprocesses: int) -> None:
+        self.feed(Scale(numprocesses))
+
+    def reload(self) -> None:
+        if self.config.send_hup and not self.is_stopped():
+            for pid in self.pids:
+                self._send(pid, signal.SIGHUP)
+            self.services.publish(self.name, "reload", {})
+            return
+        self.feed(Reload())
+
+    def kill(self, pid: int, graceful_timeout: float | None = None) -> None:
+        self.feed(KillProcess(pid, graceful_timeout))
+
+    def kill_now(self) -> None:
+        """Second Ctrl-C: SIGKILL every process tree at once."""
+        for pid in list(self.popens):
+            self._kill_tree(pid)
+
+    # ---- the feed loop ----------------------------------------------------------------
+    def feed(self, event: Event) -> None:
+        self._events.append(event)
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._events:
+                next_event = self._events.popleft()
+                for action in self.core.feed(next_event, self.services.loop.time()):
+                    self._carry_out(action)
+        finally:
+            self._feeding = False
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        wakeup = self.core.next_wakeup()
+        if wakeup is not None:
+            self._timer = self.services.loop.call_at(wakeup, self.feed, Tick())
+
+    def _carry_out(self, action: Action) -> None:
+        match action:
+            case SpawnProcess(wid=wid):
+                self._spawn(wid)
+            case SendStopSignal(pid=pid, signum=signum):
+                self._stop_signal(pid, signum)
+            case KillTree(pid=pid):
+                self._kill_tree(pid)
+            case StartCompleted():
+                if not self.hooks.run("after_start", self, self.services.arbiter):
+                    log.warning("watcher %r: after_start hook returned false; stopping", self.name)
+                    self.feed(Stop())
+            case StopCompleted(reason=reason):
+                self._stop_completed(reason)
+            case Publish(action=name, payload=payload):
+                self.services.publish(self.name, name, payload)
+            case LogMessage(level=level, message=message):
+                log.log(LEVELS.get(level, 20), message)
+
+    # ---- spawning -----------------------------------------------------------------------
+    def _spawn(self, wid: int) -> None:
+        if not self.hooks.run("before_spawn", self, self.services.arbiter):
+            # bigtop: skip this spawn (it counts as a failure), don't stop the watcher.
+            self.feed(SpawnFailed(wid, "before_spawn hook returned false"))
+            return
+        try:
+            plan = build_plan(self.config, wid, self._context())
+            popen, pipes = self._popen(plan)
+        except (PlanError, SpawnError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, SpawnError) else str(exc)
+            self.feed(SpawnFailed(wid, f"cannot start process {wid}: {reason}"))
+            return
+        pid = popen.pid
+        self.popens[pid] = popen
+        self.services.reaper.watch(popen, self._exited, _kill_leftovers)
+        self.readers[pid] = [
+            PipeReader(self.services.loop, fd, self.name, pid, stream, self.sinks[stream])
+            for stream, fd in pipes.items()
+        ]
+        jitter = random.uniform(0, self.config.max_age_variance) if self.config.max_age else 0.0
+        self.feed(Spawned(wid, pid, jitter))
+        if not self.hooks.run("after_spawn", self, self.services.arbiter, pid=pid):
+            log.warning("watcher %r: after_spawn hook returned false; stopping", self.name)
+            self._kill_tree(pid)
+            self.feed(Stop())
+
+    def _popen(self, plan: Any) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+        write_ends: dict[str, int] = {}
+        read_ends: dict[str, int] = {}
+        try:
+            for stream in self.sinks:
+                read_ends[stream], write_ends[stream] = os.pipe()
+            popen = spawner.spawn(plan, write_ends.get("stdout"), write_ends.get("stderr"))
+        except BaseException:
+            for fd in read_ends.values():
+                os.close(fd)
+            raise
+        finally:
+            for fd in write_ends.values():
+                os.close(fd)
+        return popen, read_ends
+
+    def _context(self) -> SpawnContext:
+        env_file: dict[str, str] = {}
+        if self.config.env_file:
+            path = os.path.join(self.services.config_dir, self.config.env_file)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    env_file = parse_env_file(handle.read())
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PlanError(f"cannot read env_file {path}: {exc}") from None
+        return SpawnContext(
+            environ=os.environ,
+            cwd=self.services.cwd,
+            python_path=tuple(p for p in sys.path if p),
+            virtualenv_paths=virtualenv_paths(self.config),
+            env_file=env_file,
+        )
+
+    def _open_sinks(self) -> None:
+        for stream in ("stdout", "stderr"):
+            if stream in self.sinks:
+                continue
+            stream_config = getattr(self.config, f"{stream}_stream")
+            if stream_config is not None:
+                self.sinks[stream] = make_sink(stream_config)
+
+    # ---- stopping -----------------------------------------------------------------------
+    def _stop_signal(self, pid: int, signum: int) -> None:
+        arbiter = self.services.arbiter
+        if not self.hooks.run("before_signal", self, arbiter, pid=pid, signum=signum):
+            return
+        self._send(pid, signum)
+        if self.config.stop_children:
+            for child in proctree.direct_children(pid):
+                proctree.kill_pids([child], signum)
+                self.services.publish(self.name, "kill", {"process_pid": child})
+        self.hooks.run("after_signal", self, arbiter, pid=pid, signum=signum)
+
+    def _send(self, pid: int, signum: int) -> None:
+        self.services.reaper.send_signal(pid, signum)
+
+    def _kill_tree(self, pid: int) -> None:
+        descendants = proctree.descendants(pid)
+        self._send(pid, signal.SIGKILL)
+        proctree.kill_pids(descendants)
+        proctree.kill_group(pid)
+
+    def _exited(self, pid: int, status: ExitStatus) -> None:
+        arbiter = self.services.arbiter
+        now = time.time()
+        self.hooks.run("before_reap", self, arbiter, process_pid=pid, time=now)
+        for reader in self.readers.pop(pid, []):
+            reader.drain()
+            reader.close()
+        self.popens.pop(pid, None)
+        self.feed(Exited(pid, status))
+        exit_code = -status.signal if status.signal is not None else status.code
+        self.hooks.run(
+            "after_reap",
+            self,
+            arbiter,
+            process_pid=pid,
+            time=now,
+            exit_code=exit_code,
+            process_status=None,
+        )
+
+    def _stop_completed(self, reason: str) -> None:
+        self.hooks.run("after_stop", self, self.services.arbiter)
+        for sink in self.sinks.values():
+            with contextlib.suppress(Exception):
+                sink.close()
+        self.sinks.clear()
+        self._stopped.set()
+        if reason not in ("stopped",):
+            log.info("watcher %r stopped: %s", self.name, reason)
+
+    def _publish_hook(self, action: str, payload: dict[str, Any]) -> None:
+        self.services.publish(self.name, action, payload)
+
+
+def _kill_leftovers(pid: int) -> None:
+    """The leader is a zombie: SIGKILL whatever is left in its process group."""
+    proctree.kill_group(pid)
+
+
+def resolve_hooks(config: WatcherConfig) -> dict[str, tuple[HookConfig, HookFunction]]:
+    """Import the watcher's hooks (HookError names the one that failed)."""
+    extra = [p for p in config.env.get("PYTHONPATH", "").split(":") if p]
+    if config.working_dir:
+        extra.append(config.working_dir)
+    return {name: (hook, resolve(hook.target, extra)) for name, hook in config.hooks.items()}
+
+
+def virtualenv_paths(config: WatcherConfig) -> tuple[str, ...]:
+    """site-packages of the watcher's virtualenv, plus the paths its .pth files add."""
+    if not config.virtualenv:
+        return ()
+    version = config.virtualenv_py_ver or f"{sys.version_info.major}.{sys.version_info.minor}"
+    found: list[str] = []
+    for flavour in ("python", "pypy"):
+        site = os.path.join(config.virtualenv, "lib", f"{flavour}{version}", "site-packages")
+        if not os.path.isdir(site):
+            continue
+        found.append(site)
+        for entry in sorted(os.listdir(site)):
+            if entry.endswith(".pth"):
+                found.extend(_pth_paths(os.path.join(site, entry), site))
+    return tuple(found)
+
+
+def _pth_paths(path: str, site: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    paths = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith(("#", "import ", "import\t")):
+            continue
+        full = os.path.normpath(os.path.join(site, line))
+        if os.path.isdir(full):
+            paths.append(full)
+    return paths
