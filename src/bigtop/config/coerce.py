@@ -139,10 +139,10 @@ def to_size(text: str) -> int:
 
 
 def to_rlimit(text: str) -> int | None:
-    """An integer, or empty for 'unlimited' as in Circus."""
+    """An integer, or empty for 'unlimited' as in Circus (and -1, RLIM_INFINITY's value)."""
     if not text.strip():
         return None
-    if text.strip().lower() in ("unlimited", "infinity"):
+    if text.strip().lower() in ("unlimited", "infinity", "-1"):
         return None
     return to_int(text, minimum=0)
 

@@ -76,13 +76,16 @@ def parse_text(text: str, filename: str, into: RawConfig) -> None:
     section: RawSection | None = None
     defaults_active = False
     last_option: RawOption | None = None
+    skipping_duplicate = False
     for number, line in enumerate(text.splitlines(), start=1):
         if _is_comment(line):
             continue
-        if line[0].isspace() and last_option is not None:
+        if line[0].isspace() and (last_option is not None or skipping_duplicate):
             # A continuation line: Circus joins these with newlines (shlex reads them as spaces).
-            last_option.value = f"{last_option.value}\n{line.strip()}"
+            if last_option is not None:
+                last_option.value = f"{last_option.value}\n{line.strip()}"
             continue
+        skipping_duplicate = False
         header = _SECTION.match(line)
         if header:
             name = header.group("header").strip()
@@ -122,6 +125,7 @@ def parse_text(text: str, filename: str, into: RawConfig) -> None:
         value = strip_inline_comment(match.group("value"))
         if name in target:
             last_option = None  # first occurrence wins (Circus); its continuations are dropped
+            skipping_duplicate = True
             continue
         last_option = RawOption(value, filename, number)
         target[name] = last_option
@@ -154,12 +158,21 @@ def _read_recursively(path: str, text: str, config: RawConfig, stack: list[str])
     parse_text(text, path, own)
     _merge(own, config)
     config.files.append(path)
-    for include in _includes_of(own, path, config):
+    for include, key, option, from_glob in _includes_of(own, path, config):
         real = os.path.realpath(include)
         if real in stack:
+            if from_glob:
+                continue  # a glob or include_dir that matches a file being read: Circus merges it
             chain = " -> ".join([*stack[stack.index(real) :], real])
             config.problems.append(
-                ConfigProblem(f"include loop: {chain}", file=path, section="circus")
+                ConfigProblem(
+                    f"include loop: {chain}",
+                    file=path,
+                    line=option.line,
+                    section="circus",
+                    option=key,
+                    value=option.value,
+                )
             )
             continue
         if any(os.path.realpath(f) == real for f in config.files):
@@ -172,8 +185,10 @@ def _read_recursively(path: str, text: str, config: RawConfig, stack: list[str])
                 ConfigProblem(
                     f"cannot read included file {include}: {reason}",
                     file=path,
+                    line=option.line,
                     section="circus",
-                    option="include",
+                    option=key,
+                    value=option.value,
                 )
             )
             continue
@@ -190,24 +205,28 @@ def _merge(source: RawConfig, into: RawConfig) -> None:
             existing.options.setdefault(key, option)
 
 
-def _includes_of(own: RawConfig, path: str, config: RawConfig) -> list[str]:
-    """Files named by this file's own [circus] include / include_dir, in order."""
+def _includes_of(
+    own: RawConfig, path: str, config: RawConfig
+) -> list[tuple[str, str, RawOption, bool]]:
+    """Files named by this file's own [circus] include / include_dir, in order, each with
+    the option naming it and whether it came from a pattern (a glob or a directory)."""
     circus = own.sections.get("circus")
     if circus is None:
         return []
     base = os.path.dirname(os.path.abspath(path))
-    found: list[str] = []
+    found: list[tuple[str, str, RawOption, bool]] = []
     include = circus.options.get("include")
-    for pattern in include.value.split() if include else []:
+    for pattern in include.value.split() if include is not None else []:
         full = os.path.join(base, pattern)
+        is_glob = bool(_GLOB_CHARS.search(pattern))
         matches = sorted(glob.glob(full))
         if not matches:
-            if _GLOB_CHARS.search(pattern) or not os.path.lexists(full):
+            if is_glob or not os.path.lexists(full):
                 config.problems.append(
                     ConfigProblem(
                         f"include {pattern!r} matches no file ({full})",
                         file=path,
-                        line=include.line if include else None,
+                        line=circus.options["include"].line,
                         section="circus",
                         option="include",
                         severity="warning",
@@ -215,20 +234,24 @@ def _includes_of(own: RawConfig, path: str, config: RawConfig) -> list[str]:
                 )
                 continue
             matches = [full]
-        found.extend(matches)
+        found.extend((match, "include", circus.options["include"], is_glob) for match in matches)
     include_dir = circus.options.get("include_dir")
-    for directory in include_dir.value.split() if include_dir else []:
+    for directory in include_dir.value.split() if include_dir is not None else []:
         full = os.path.join(base, directory)
         if not os.path.isdir(full):
             config.problems.append(
                 ConfigProblem(
                     f"include_dir {directory!r} is not a directory ({full})",
                     file=path,
+                    line=circus.options["include_dir"].line,
                     section="circus",
                     option="include_dir",
                     severity="warning",
                 )
             )
             continue
-        found.extend(sorted(glob.glob(os.path.join(full, "*.ini"))))
+        found.extend(
+            (match, "include_dir", circus.options["include_dir"], True)
+            for match in sorted(glob.glob(os.path.join(full, "*.ini")))
+        )
     return found

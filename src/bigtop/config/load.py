@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
+import re
 import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -277,8 +278,17 @@ def _load_circus(raw: RawConfig, keys: Mapping[str, str], found: _Collector) -> 
         if key not in CIRCUS_OPTIONS and key not in CIRCUS_KNOWN_EXTRA:
             extra[key] = option.value
             _warn_typo(key, option, list(CIRCUS_OPTIONS), "circus", found)
-    if values.get("stats_endpoint") and "statsd" not in values:
-        values["statsd"] = True  # Circus: an explicit stats_endpoint turns the stream on
+    if values.get("stats_endpoint") and not values.get("statsd"):
+        # Circus: an explicit stats_endpoint turns the stream on, even over statsd = false
+        if "statsd" in values:
+            found.warn(
+                "stats_endpoint is set, so statsd is switched on (as in Circus)",
+                options["statsd"],
+                section="circus",
+                option="statsd",
+                value=options["statsd"].value,
+            )
+        values["statsd"] = True
     return ArbiterConfig(**values, options=extra)
 
 
@@ -292,6 +302,9 @@ def _load_plugins(
             continue
         name = section.split(":", 1)[1]
         options = _substituted(raw, section, keys)
+        if not options:
+            _warn_empty(raw, section, found)
+            continue
         use = options.get("use")
         if use is None or not use.value:
             found.add(
@@ -304,12 +317,22 @@ def _load_plugins(
             continue
         rest = {k: o.value for k, o in options.items() if k != "use"}
         if use.value in FLAPPING_ALIASES:
-            active = options.get("active")
-            if active is None or coerce.to_bool(active.value):
+            active = _coerce_into(options, {"active": coerce.to_bool}, section, found)
+            if active.get("active", True):
                 flapping = _coerce_into(options, FLAPPING_OPTIONS, section, found)
                 flapping["enabled"] = True
         plugins.append(PluginConfig(name=name, use=use.value, options=rest))
-    return flapping, plugins
+    return flapping, sorted(plugins, key=lambda p: p.name)
+
+
+def _warn_empty(raw: RawConfig, section: str, found: _Collector) -> None:
+    """Circus skips sections without any option; say so, since it is rarely meant."""
+    found.warn(
+        "empty section, ignored",
+        file=raw.sections[section].file,
+        line=raw.sections[section].line,
+        section=section,
+    )
 
 
 def _load_sockets(raw: RawConfig, keys: Mapping[str, str], found: _Collector) -> list[SocketConfig]:
@@ -318,6 +341,9 @@ def _load_sockets(raw: RawConfig, keys: Mapping[str, str], found: _Collector) ->
         if not section.startswith("socket:"):
             continue
         name = section.split(":", 1)[1].lower()  # Circus lower-cases socket names
+        if not raw.section_options(section):
+            _warn_empty(raw, section, found)
+            continue
         if name in sockets:
             found.add(
                 f"socket {name!r} is defined twice (socket names are case-insensitive)",
@@ -353,6 +379,9 @@ def _load_watchers(
         if not section.startswith("watcher:"):
             continue
         name = section.split(":", 1)[1]
+        if not raw.section_options(section):
+            _warn_empty(raw, section, found)
+            continue
         if not name.strip():
             found.add("a watcher needs a name: [watcher:NAME]", section=section)
             continue
@@ -372,7 +401,10 @@ def _load_watchers(
                 for key, option in raw.section_options(env_section).items():
                     env[key] = expand_shell_vars(option.value, environ)
         options = _substituted(raw, section, env_keys({**environ, **env}))
-        watcher = _load_watcher(name, section, options, env, flapping_defaults, found)
+        header = raw.sections[section]
+        watcher = _load_watcher(
+            name, section, options, env, flapping_defaults, found, (header.file, header.line)
+        )
         if watcher is not None:
             watchers.append(watcher)
     return sorted(watchers, key=lambda w: w.name)
@@ -385,6 +417,7 @@ def _load_watcher(
     env: dict[str, str],
     flapping_defaults: Mapping[str, Any],
     found: _Collector,
+    header: tuple[str, int],
 ) -> WatcherConfig | None:
     before = len(found.errors)
     values = _coerce_into(options, WATCHER_OPTIONS, section, found)
@@ -426,7 +459,8 @@ def _load_watcher(
             "missing 'cmd': every watcher needs the command to run",
             section=section,
             option="cmd",
-            file=_section_file(options),
+            file=header[0],
+            line=header[1],
         )
     _cross_checks(values, options, section, found)
     if len(found.errors) > before:
@@ -445,12 +479,8 @@ def _load_watcher(
         stdout_stream=_stream(streams["stdout_stream"]),
         stderr_stream=_stream(streams["stderr_stream"]),
         options=extra,
-        source=_section_file(options) or "",
+        source=header[0],
     )
-
-
-def _section_file(options: Mapping[str, RawOption]) -> str | None:
-    return next((o.file for o in options.values()), None)
 
 
 def _cross_checks(
@@ -483,6 +513,7 @@ def _cross_checks(
                 options.get(needs),
                 section=section,
                 option=needs,
+                value=options[needs].value,
             )
     if values.get("numprocesses") == 0 and not values.get("singleton"):
         found.warn(
@@ -506,7 +537,7 @@ def _comment_truncated(option: RawOption) -> bool:
             line = handle.read().splitlines()[option.line - 1]
     except (OSError, IndexError, UnicodeDecodeError):
         return False
-    _, _, value = line.partition("=")
+    value = re.split("[:=]", line, maxsplit=1)[-1]  # option names hold neither ':' nor '='
     pos = value.find(";")
     return pos > 0 and value[pos - 1].isspace() and bool(value[pos + 1 :].strip())
 

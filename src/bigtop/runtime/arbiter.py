@@ -19,6 +19,7 @@ from itertools import groupby
 from typing import Any
 
 from bigtop.config.model import Config
+from bigtop.runtime import proctree
 from bigtop.runtime.hooks import HookError
 from bigtop.runtime.reaper import Reaper
 from bigtop.runtime.watcher import Services, Watcher, resolve_hooks
@@ -30,8 +31,10 @@ QUIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 class Arbiter:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, adopt_orphans: bool = True) -> None:
         self.config = config
+        self.adopt_orphans = adopt_orphans
+        self._was_subreaper = False
         self.loop = asyncio.get_running_loop()
         self.reaper = Reaper(self.loop)
         self.subscribers: list[Subscriber] = []
@@ -96,6 +99,9 @@ class Arbiter:
     async def run(self) -> None:
         """Start everything, serve signals until asked to quit, stop everything."""
         self._install_signals()
+        if self.adopt_orphans:
+            self._was_subreaper = proctree.is_subreaper()
+            proctree.set_subreaper(True)
         commands = asyncio.create_task(self._serve_commands())
         try:
             await self.start()
@@ -104,10 +110,29 @@ class Arbiter:
             commands.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await commands
-            self._remove_signals()
             if self._sweeper is not None:
                 self._sweeper.cancel()
+            if self.adopt_orphans:
+                await self._kill_orphans()
+                if not self._was_subreaper:
+                    proctree.set_subreaper(False)
+            self._remove_signals()
             self.reaper.close()
+
+    async def _kill_orphans(self) -> None:
+        """Adopted descendants still running once every watcher stopped: kill and reap."""
+        registered = set(self.reaper.pids())
+        orphans = [pid for pid in proctree.own_children() if pid not in registered]
+        if not orphans:
+            return
+        log.warning("killing %d leftover descendant process(es): %s", len(orphans), orphans)
+        proctree.kill_pids(orphans)
+        deadline = self.loop.time() + 5.0
+        while self.loop.time() < deadline:
+            self.reaper.reap_orphans()
+            if not set(proctree.own_children()) & set(orphans):
+                return
+            await asyncio.sleep(0.01)
 
     def request(self, command: str) -> None:
         """Queue `quit` or `reload` (what signals do)."""
@@ -145,9 +170,11 @@ class Arbiter:
         for signum in QUIT_SIGNALS:
             self.loop.add_signal_handler(signum, self.request, "quit")
         self.loop.add_signal_handler(signal.SIGHUP, self.request, "reload")
+        if self.adopt_orphans:
+            self.loop.add_signal_handler(signal.SIGCHLD, self.reaper.reap_orphans)
 
     def _remove_signals(self) -> None:
-        for signum in (*QUIT_SIGNALS, signal.SIGHUP):
+        for signum in (*QUIT_SIGNALS, signal.SIGHUP, signal.SIGCHLD):
             self.loop.remove_signal_handler(signum)
 
     def _schedule_sweep(self) -> None:
@@ -157,6 +184,8 @@ class Arbiter:
 
     def _sweep(self) -> None:
         self.reaper.sweep()
+        if self.adopt_orphans:
+            self.reaper.reap_orphans()
         self._schedule_sweep()
 
 

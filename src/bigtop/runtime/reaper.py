@@ -73,6 +73,33 @@ class Reaper:
         for pid in list(self._children):
             self._ready(pid)
 
+    def reap_orphans(self) -> list[int]:
+        """Reap every exited child, ours or adopted (we are a subreaper or PID 1).
+
+        Peeks with WNOWAIT so a registered child still takes its own path (and its exit
+        status reaches its watcher); anything else is an orphan we adopted: reap it.
+        """
+        reaped = []
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                break
+            if info is None or info.si_pid == 0:
+                break
+            pid = info.si_pid
+            if pid in self._children:
+                self._ready(pid)
+                if pid in self._children:  # could not be reaped through its pidfd
+                    break
+                continue
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            reaped.append(pid)
+        return reaped
+
     def _ready(self, pid: int) -> None:
         child = self._children.get(pid)
         if child is None:

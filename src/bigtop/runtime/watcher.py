@@ -86,6 +86,8 @@ class Watcher:
         self._timer: asyncio.TimerHandle | None = None
         self._stopped = asyncio.Event()
         self._stopped.set()
+        # Descendants seen when a process was asked to stop: killed if they outlive it.
+        self._family: dict[int, set[int]] = {}
 
     def __repr__(self) -> str:
         return repr(self.core)
@@ -218,7 +220,7 @@ class Watcher:
             return
         pid = popen.pid
         self.popens[pid] = popen
-        self.services.reaper.watch(popen, self._exited, _kill_leftovers)
+        self.services.reaper.watch(popen, self._exited, self._kill_leftovers)
         self.readers[pid] = [
             PipeReader(self.services.loop, fd, self.name, pid, stream, self.sinks[stream])
             for stream, fd in pipes.items()
@@ -276,6 +278,7 @@ class Watcher:
         arbiter = self.services.arbiter
         if not self.hooks.run("before_signal", self, arbiter, pid=pid, signum=signum):
             return
+        self._family.setdefault(pid, set()).update(proctree.descendants(pid))
         self._send(pid, signum)
         if self.config.stop_children:
             for child in proctree.direct_children(pid):
@@ -288,6 +291,7 @@ class Watcher:
 
     def _kill_tree(self, pid: int) -> None:
         descendants = proctree.descendants(pid)
+        self._family.setdefault(pid, set()).update(descendants)
         self._send(pid, signal.SIGKILL)
         proctree.kill_pids(descendants)
         proctree.kill_group(pid)
@@ -300,7 +304,6 @@ class Watcher:
             reader.drain()
             reader.close()
         self.popens.pop(pid, None)
-        self.feed(Exited(pid, status))
         exit_code = -status.signal if status.signal is not None else status.code
         self.hooks.run(
             "after_reap",
@@ -311,6 +314,15 @@ class Watcher:
             exit_code=exit_code,
             process_status=None,
         )
+        self.feed(Exited(pid, status))
+
+    def _kill_leftovers(self, pid: int) -> None:
+        """The process is a zombie (its pid still reserved): SIGKILL what is left of its
+        process group, and the descendants seen at stop time that we adopted."""
+        proctree.kill_group(pid)
+        me = os.getpid()
+        adopted = [p for p in self._family.pop(pid, ()) if proctree.parent_of(p) == me]
+        proctree.kill_pids(adopted)
 
     def _stop_completed(self, reason: str) -> None:
         self.hooks.run("after_stop", self, self.services.arbiter)
@@ -324,11 +336,6 @@ class Watcher:
 
     def _publish_hook(self, action: str, payload: dict[str, Any]) -> None:
         self.services.publish(self.name, action, payload)
-
-
-def _kill_leftovers(pid: int) -> None:
-    """The leader is a zombie: SIGKILL whatever is left in its process group."""
-    proctree.kill_group(pid)
 
 
 def resolve_hooks(config: WatcherConfig) -> dict[str, tuple[HookConfig, HookFunction]]:
