@@ -205,7 +205,7 @@ async def test_scale_up_and_down_stops_oldest_first(daemon) -> None:
         numprocesses = 2
         """
     )
-    oldest, newer = sorted(await d.wait_pids("pool", 2))
+    await d.wait_pids("pool", 2)
     watcher = d.watcher("pool")
     oldest = min(watcher.core.procs.values(), key=lambda p: p.started_at).pid
     watcher.scale(4)

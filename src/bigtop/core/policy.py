@@ -38,7 +38,9 @@ def next_delay(failures: int, backoff: BackoffConfig) -> float:
     """
     if failures <= 1:
         return 0.0
-    return float(min(backoff.initial * 2 ** (failures - 2), backoff.max))
+    # Cap the exponent: an int 2**n past ~1024 no longer converts to float (OverflowError
+    # after a few hours of a broken command); a float product past range is just inf.
+    return float(min(backoff.initial * 2.0 ** min(failures - 2, 1000), backoff.max))
 
 
 def failures_after(previous: int, uptime: float, backoff: BackoffConfig) -> int:
