@@ -84,6 +84,7 @@ def describe(config: Config) -> str:
     lines = [f"{config.path}: OK ({', '.join(config.files)})", ""]
     for watcher in sorted(config.watchers, key=lambda w: (-w.priority, w.name)):
         command = watcher.cmd + (f" {watcher.args}" if watcher.args else "")
+        command = command.replace("\n", " ")  # continuation lines: shlex reads them as spaces
         flags = [
             f"{watcher.numprocesses} process{'es' if watcher.numprocesses != 1 else ''}",
             f"priority {watcher.priority}",

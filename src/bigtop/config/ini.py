@@ -77,7 +77,9 @@ def parse_text(text: str, filename: str, into: RawConfig) -> None:
     defaults_active = False
     last_option: RawOption | None = None
     skipping_duplicate = False
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only '\n' ends a line (files are read with universal newlines), as with Circus's
+    # readline(): str.splitlines() would also split on \x0c, \x1c-\x1e, \x85, \u2028...
+    for number, line in enumerate(text.split("\n"), start=1):
         if _is_comment(line):
             continue
         if line[0].isspace() and (last_option is not None or skipping_duplicate):

@@ -199,6 +199,7 @@ def check_config(
     sockets = _load_sockets(raw, config_keys, found)
     watchers = _load_watchers(raw, env, global_env, flapping_defaults, found)
     _check_sections(raw, found)
+    found.problems = _in_reading_order(found.problems, raw.files)
     if found.errors:
         return None, found.problems
     config = Config(
@@ -211,6 +212,16 @@ def check_config(
         warnings=tuple(str(p) for p in found.warnings),
     )
     return config, found.problems
+
+
+def _in_reading_order(problems: list[ConfigProblem], files: list[str]) -> list[ConfigProblem]:
+    """Problems by file (in the order read) and line, so they read top to bottom."""
+    order = {name: index for index, name in enumerate(files)}
+
+    def key(problem: ConfigProblem) -> tuple[int, int]:
+        return (order.get(problem.file or "", len(order)), problem.line or 0)
+
+    return sorted(problems, key=key)
 
 
 def _global_env(raw: RawConfig, environ: Mapping[str, str]) -> dict[str, str]:
@@ -534,7 +545,7 @@ def _cross_checks(
 def _comment_truncated(option: RawOption) -> bool:
     try:
         with open(option.file, encoding="utf-8") as handle:
-            line = handle.read().splitlines()[option.line - 1]
+            line = handle.read().split("\n")[option.line - 1]
     except (OSError, IndexError, UnicodeDecodeError):
         return False
     value = re.split("[:=]", line, maxsplit=1)[-1]  # option names hold neither ':' nor '='
@@ -544,8 +555,9 @@ def _comment_truncated(option: RawOption) -> bool:
 
 def _hook(hook_name: str, option: RawOption, section: str, found: _Collector) -> HookConfig | None:
     if hook_name not in HOOK_NAMES:
-        found.add(
-            "unknown hook; expected one of " + ", ".join(HOOK_NAMES),
+        found.warn(
+            "unknown hook, never called (Circus accepts and ignores it); expected one of "
+            + ", ".join(HOOK_NAMES),
             option,
             section=section,
             option=f"hooks.{hook_name}",
@@ -621,9 +633,10 @@ def _backoff(
     options: Mapping[str, RawOption],
     found: _Collector,
 ) -> BackoffConfig:
-    backoff = BackoffConfig(
-        **{key.removeprefix("backoff_"): value for key, value in values.items()}
-    )
+    settings = {key.removeprefix("backoff_"): value for key, value in values.items()}
+    if "max" not in settings and settings.get("initial", 0) > BackoffConfig().max:
+        settings["max"] = settings["initial"]  # a long initial wait implies at least that cap
+    backoff = BackoffConfig(**settings)
     if backoff.max < backoff.initial:
         found.add(
             f"backoff_max ({backoff.max:g}) must not be smaller than backoff_initial "
