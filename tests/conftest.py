@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bigtop.config.load import load_config
+from bigtop.control.endpoints import default_endpoints
 from bigtop.runtime.arbiter import Arbiter
 from tests.helpers import alive, async_wait_until, write_ini
 
@@ -65,7 +66,8 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Daemon
         # Lines are stripped so interpolated multi-line pieces need no matching indent.
         path = write_ini(tmp_path, "\n".join(line.strip() for line in ini.splitlines()))
         config = load_config(str(path), environ)
-        arbiter = Arbiter(config)
+        sockets = tmp_path / f"sockets-{len(running)}"
+        arbiter = Arbiter(config, endpoints=default_endpoints(str(sockets)))
         task = asyncio.create_task(arbiter.run())
         handle = Daemon(arbiter, task)
         running.append(handle)

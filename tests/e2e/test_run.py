@@ -47,12 +47,22 @@ class RunningDaemon:
         return self.process.wait(timeout)
 
 
+def isolated_endpoints(directory: Path) -> str:
+    """A [circus] section with endpoints of this test's own (merged with the test's)."""
+    return (
+        "[circus]\n"
+        f"endpoint = ipc://{directory}/control.sock\n"
+        f"pubsub_endpoint = ipc://{directory}/events.sock\n\n"
+    )
+
+
 @pytest.fixture
 def run_daemon(tmp_path: Path) -> Iterator:
     started: list[RunningDaemon] = []
 
     def start(ini: str, *extra: str) -> RunningDaemon:
         config = write_ini(tmp_path, ini)
+        config.write_text(isolated_endpoints(tmp_path) + config.read_text())
         log = tmp_path / f"daemon-{len(started)}.log"
         sink = log.open("w")
         process = subprocess.Popen(
@@ -251,6 +261,7 @@ def test_daemon_mode_detaches_and_writes_the_pidfile(tmp_path) -> None:
         cmd = {PYTHON} -c 'import time; time.sleep(3600)' daemon-mode
         """,
     )
+    config.write_text(isolated_endpoints(tmp_path) + config.read_text())
     result = subprocess.run(
         [
             sys.executable,

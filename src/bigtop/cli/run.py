@@ -10,10 +10,14 @@ import os
 import sys
 from typing import Any
 
+import zmq
+
 from bigtop import __version__
 from bigtop.cli.check import gather
+from bigtop.config.load import load_config
 from bigtop.config.model import Config
-from bigtop.errors import PidfileError
+from bigtop.control.endpoints import EndpointError, is_public_tcp, resolve
+from bigtop.errors import ConfigError, PidfileError
 from bigtop.runtime.arbiter import Arbiter, check_hooks
 from bigtop.runtime.logsetup import setup_logging
 from bigtop.runtime.pidfile import Pidfile
@@ -66,6 +70,16 @@ def handle(args: argparse.Namespace) -> int:
         print(f"{args.config}: not started; fix the errors above and run again", file=sys.stderr)
         return 1
     circus = config.circus
+    endpoints = resolve(circus.endpoint, circus.pubsub_endpoint, circus.stats_endpoint)
+    public = [e for e in (endpoints.control, endpoints.pubsub) if is_public_tcp(e)]
+    if public and not args.insecure:
+        print(
+            f"error: {', '.join(public)} can be reached from other hosts, and nothing would "
+            "authenticate clients. Bind to 127.0.0.1 or an ipc:// endpoint, or pass "
+            "--insecure if that is really what you want.",
+            file=sys.stderr,
+        )
+        return 1
     if circus.umask is not None:
         os.umask(circus.umask)
     try:
@@ -91,25 +105,39 @@ def handle(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(_serve(config))
+        return asyncio.run(_serve(config))
     finally:
         if pidfile is not None:
             pidfile.unlink()
-    return 0
 
 
-async def _serve(config: Config) -> None:
-    arbiter = Arbiter(config)
-    names = ", ".join(w.name for w in config.watchers) or "no watchers"
-    log.info(
-        "bigtop %s started (pid %d) with %s: %s",
-        __version__,
-        os.getpid(),
-        config.path,
-        names,
-    )
-    await arbiter.run()
-    log.info("bigtop stopped")
+async def _serve(config: Config) -> int:
+    """Run the arbiter; `restart` (without a watcher) runs a fresh one from the file."""
+    while True:
+        arbiter = Arbiter(config)
+        names = ", ".join(w.name for w in config.watchers) or "no watchers"
+        log.info(
+            "bigtop %s started (pid %d) with %s: %s",
+            __version__,
+            os.getpid(),
+            config.path,
+            names,
+        )
+        log.info(
+            "control endpoint %s, events %s", arbiter.endpoints.control, arbiter.endpoints.pubsub
+        )
+        try:
+            await arbiter.run()
+        except (EndpointError, zmq.ZMQError) as exc:
+            log.error("%s", exc)
+            return 1
+        if not arbiter.restart_requested:
+            log.info("bigtop stopped")
+            return 0
+        try:
+            config = load_config(config.path)
+        except ConfigError as exc:
+            log.error("restart: the config has errors, keeping the previous one:\n%s", exc)
 
 
 def _daemonize() -> None:

@@ -110,6 +110,11 @@ class WatcherCore:
     next_spawn_at: float = 0.0
     awaiting_first_spawn: set[int] = field(default_factory=set)
     retiring: set[int] = field(default_factory=set)  # old pids a reload stops once replaced
+    reloading: bool = False  # a reload waits for its new processes, then publishes "reload"
+    # wids with a SpawnProcess out and no Spawned/SpawnFailed yet: they stay taken even when
+    # their slot is dropped (stop, decr, reload), so a wid never names two processes.
+    in_flight: set[int] = field(default_factory=set)
+    stop_reason: str = "stopped"
 
     def __post_init__(self) -> None:
         self.numprocesses = self.config.numprocesses
@@ -151,7 +156,11 @@ class WatcherCore:
         """The earliest time a `Tick` has something to do, or None."""
         times: list[float] = []
         for proc in self.procs.values():
-            if proc.state is ProcessState.STOPPING and not proc.killed and proc.stop_deadline:
+            if (
+                proc.state is ProcessState.STOPPING
+                and not proc.killed
+                and proc.stop_deadline is not None
+            ):
                 times.append(proc.stop_deadline)
             elif proc.state is ProcessState.RUNNING and proc.expires_at is not None:
                 times.append(proc.expires_at)
@@ -193,21 +202,24 @@ class WatcherCore:
         return [StartCompleted(), Publish("start")]
 
     def _stop(self, now: float, reason: str) -> list[Action]:
-        if self.status is WatcherStatus.STOPPED:
+        self.retry_at = None  # an explicit stop cancels a pending retry after flapping
+        if self.status in (WatcherStatus.STOPPED, WatcherStatus.STOPPING):
             return []
         self.status = advance(WATCHER_TRANSITIONS, self.status, "stop")
+        self.stop_reason = reason
         self.slots.clear()
         self.awaiting_first_spawn.clear()
         self.retiring.clear()
+        self.reloading = False
         actions: list[Action] = [Publish("stop")]
         for proc in sorted(self.procs.values(), key=lambda p: p.started_at):
             actions += self._stop_process(proc, now, reason, replace=False)
-        return actions + self._maybe_stopped(reason)
+        return actions + self._maybe_stopped()
 
-    def _maybe_stopped(self, reason: str) -> list[Action]:
-        if self.status is WatcherStatus.STOPPING and not self.procs:
+    def _maybe_stopped(self) -> list[Action]:
+        if self.status is WatcherStatus.STOPPING and not self.procs and not self.in_flight:
             self.status = advance(WATCHER_TRANSITIONS, self.status, "stopped")
-            return [StopCompleted(reason), Publish("stop")]
+            return [StopCompleted(self.stop_reason), Publish("stop")]
         return []
 
     def _scale(self, numprocesses: int, now: float) -> list[Action]:
@@ -242,7 +254,7 @@ class WatcherCore:
         return actions
 
     def _free_wid(self) -> int:
-        taken = set(self.slots) | {p.wid for p in self.procs.values()}
+        taken = set(self.slots) | {p.wid for p in self.procs.values()} | self.in_flight
         wid = 1
         while wid in taken:
             wid += 1
@@ -262,10 +274,12 @@ class WatcherCore:
             if self.config.warmup_delay > 0:
                 self.next_spawn_at = now + self.config.warmup_delay
             slot.pending = True
+            self.in_flight.add(wid)
             actions.append(SpawnProcess(wid))
         return actions
 
     def _spawned(self, event: Spawned, now: float) -> list[Action]:
+        self.in_flight.discard(event.wid)
         expires = None
         if self.config.max_age > 0:
             expires = now + self.config.max_age + event.max_age_jitter
@@ -281,12 +295,13 @@ class WatcherCore:
         return actions + self._maybe_started() + self._maybe_retire(now)
 
     def _spawn_failed(self, event: SpawnFailed, now: float) -> list[Action]:
+        self.in_flight.discard(event.wid)
         slot = self.slots.get(event.wid)
         actions: list[Action] = [
             LogMessage("error", f"watcher {self.config.name!r}: {event.reason}")
         ]
         if slot is None:
-            return actions
+            return actions + self._maybe_stopped() + self._maybe_finished()
         slot.pending = False
         slot.failures += 1
         delay = next_delay(slot.failures, self.config.backoff)
@@ -310,9 +325,13 @@ class WatcherCore:
         exit_code = -status.signal if status.signal is not None else status.code
         actions: list[Action] = [Publish("reap", {"process_pid": pid, "exit_code": exit_code})]
         slot = self.slots.get(proc.wid)
-        if slot is not None and slot.pid == pid:
+        if slot is not None and slot.pid != pid:
+            slot = None
+        if slot is not None:
             slot.pid = None
         if proc.reason:  # we asked it to stop
+            # kill command and max_age replace the process, unless respawn is off
+            replaced = slot is not None and proc.replace and self.config.respawn != "never"
             self.history.append(
                 HistoryEntry(
                     now,
@@ -322,14 +341,23 @@ class WatcherCore:
                     status.signal,
                     proc.reason,
                     uptime,
-                    0.0 if proc.replace and slot else None,
+                    0.0 if replaced else None,
                 )
             )
-            if slot is not None and proc.replace:
-                slot.ready_at = now
+            if slot is not None:
+                if replaced:
+                    slot.ready_at = now
+                else:
+                    slot.done = True
         elif slot is not None:
             actions += self._unexpected_exit(proc, slot, status, uptime, now)
-        actions += self._maybe_stopped("stopped")
+        else:  # e.g. an old process a reload is about to retire
+            self.history.append(
+                HistoryEntry(
+                    now, pid, proc.wid, status.code, status.signal, status.describe(), uptime, None
+                )
+            )
+        actions += self._maybe_stopped()
         actions += self._maybe_finished()
         return actions + self._spawn_due(now)
 
@@ -377,17 +405,24 @@ class WatcherCore:
     def _maybe_finished(self) -> list[Action]:
         if self.status not in (WatcherStatus.STARTING, WatcherStatus.ACTIVE) or self.procs:
             return []
-        if not self.slots or not all(s.done for s in self.slots.values()):
+        if not self.slots or not all(s.done for s in self.slots.values()) or self.in_flight:
             return []
         self.status = advance(WATCHER_TRANSITIONS, self.status, "finished")
+        self.slots.clear()  # a stopped watcher has no slots
+        self.awaiting_first_spawn.clear()
+        self.retiring.clear()
+        self.reloading = False
         return [StopCompleted("every process ended"), Publish("stop")]
 
     # ---- reload ------------------------------------------------------------------------
     def _reload(self, now: float) -> list[Action]:
         if self.status is WatcherStatus.STOPPED:
-            return self._start(now)
+            actions = self._start(now)  # Circus: a stopped watcher is started (and "reload")
+            self.reloading = True
+            return actions + self._maybe_retire(now)
         if self.status is WatcherStatus.STOPPING:
             return []
+        self.reloading = True
         self.retiring |= {p.pid for p in self.procs.values() if p.state is ProcessState.RUNNING}
         self.slots = {}
         self._fill(now)
@@ -395,8 +430,9 @@ class WatcherCore:
         return self._spawn_due(now) + self._maybe_retire(now)
 
     def _maybe_retire(self, now: float) -> list[Action]:
-        if not self.retiring or self.awaiting_first_spawn:
+        if not self.reloading or self.awaiting_first_spawn:
             return []
+        self.reloading = False
         actions: list[Action] = []
         for pid in sorted(self.retiring):
             proc = self.procs.get(pid)

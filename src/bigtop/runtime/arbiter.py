@@ -18,8 +18,17 @@ from collections.abc import Callable
 from itertools import groupby
 from typing import Any
 
-from bigtop.config.model import Config
+import msgspec
+
+from bigtop.config.diff import plan
+from bigtop.config.load import load_config
+from bigtop.config.model import Config, WatcherConfig
+from bigtop.control.endpoints import Endpoints, resolve
+from bigtop.control.server import ControlServer
+from bigtop.errors import ConfigError
+from bigtop.protocol.errors import CommandError
 from bigtop.runtime import proctree
+from bigtop.runtime.controller import Controller
 from bigtop.runtime.hooks import HookError
 from bigtop.runtime.reaper import Reaper
 from bigtop.runtime.watcher import Services, Watcher, resolve_hooks
@@ -31,10 +40,25 @@ QUIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 class Arbiter:
-    def __init__(self, config: Config, adopt_orphans: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        adopt_orphans: bool = True,
+        endpoints: Endpoints | None = None,
+        serve: bool = True,
+    ) -> None:
         self.config = config
         self.adopt_orphans = adopt_orphans
         self._was_subreaper = False
+        circus = config.circus
+        self.endpoints = endpoints or resolve(
+            circus.endpoint, circus.pubsub_endpoint, circus.stats_endpoint
+        )
+        self.restart_requested = False
+        self.controller = Controller(self)
+        self.server: ControlServer | None = None
+        if serve:
+            self.server = ControlServer(self.controller, self.endpoints, circus.endpoint_owner)
         self.loop = asyncio.get_running_loop()
         self.reaper = Reaper(self.loop)
         self.subscribers: list[Subscriber] = []
@@ -44,7 +68,7 @@ class Arbiter:
         self._quitting = False
         self._sweeper: asyncio.TimerHandle | None = None
         self.started_at = time.time()
-        services = Services(
+        self.services = services = Services(
             loop=self.loop,
             reaper=self.reaper,
             publish=self.publish,
@@ -62,6 +86,8 @@ class Arbiter:
     def publish(self, watcher: str, action: str, payload: dict[str, Any]) -> None:
         topic = f"watcher.{watcher.lower().replace(' ', '_')}.{action}"
         message = {**payload, "time": time.time()}
+        if self.server is not None:
+            self.server.publish(topic, message)
         for subscriber in list(self.subscribers):
             try:
                 subscriber(topic, message)
@@ -98,6 +124,9 @@ class Arbiter:
 
     async def run(self) -> None:
         """Start everything, serve signals until asked to quit, stop everything."""
+        if self.server is not None:
+            self.server.bind()
+            self.server.start()
         self._install_signals()
         if self.adopt_orphans:
             self._was_subreaper = proctree.is_subreaper()
@@ -118,6 +147,8 @@ class Arbiter:
                     proctree.set_subreaper(False)
             self._remove_signals()
             self.reaper.close()
+            if self.server is not None:
+                await self.server.close()
 
     async def _kill_orphans(self) -> None:
         """Adopted descendants still running once every watcher stopped: kill and reap."""
@@ -153,6 +184,11 @@ class Arbiter:
             elif command == "reload" and not self._quitting:
                 log.info("reloading every watcher")
                 await self.reload()
+            elif command == "restart" and not self._quitting:
+                log.info("restarting: stopping every watcher, then reading the config again")
+                self.restart_requested = True
+                self._quitting = True
+                asyncio.create_task(self._quit())  # noqa: RUF006 - awaited through _done
 
     async def _quit(self) -> None:
         try:
@@ -161,9 +197,106 @@ class Arbiter:
             self._done.set()
 
     async def reload(self) -> None:
+        """Reload every watcher (starting stopped ones, as Circus does)."""
         for level in self.by_priority(descending=True):
-            for watcher in level:
+            await asyncio.gather(*(self._reload_one(w) for w in level))
+
+    async def _reload_one(self, watcher: Watcher) -> None:
+        async with watcher.lock:
+            if watcher.is_stopped():
+                await watcher.start_and_wait()
+            else:
                 watcher.reload()
+                await watcher.settle()
+
+    async def start_watchers(self) -> None:
+        """`start` without a name: every autostart watcher, by priority."""
+        for level in self.by_priority(descending=True):
+            await asyncio.gather(*(self._start_one(w) for w in level if w.config.autostart))
+
+    async def _start_one(self, watcher: Watcher) -> None:
+        async with watcher.lock:
+            await watcher.start_and_wait()
+
+    async def stop_watchers(self) -> None:
+        for level in self.by_priority(descending=False):
+            await asyncio.gather(*(self._stop_one(w) for w in level))
+
+    async def _stop_one(self, watcher: Watcher) -> None:
+        async with watcher.lock:
+            await watcher.stop()
+
+    async def wait_stopped(self) -> None:
+        await self._done.wait()
+
+    def add_watcher(self, config: WatcherConfig) -> Watcher:
+        watcher = Watcher(config, self.services)
+        self.watchers[config.name.lower()] = watcher
+        self.config = msgspec.structs.replace(
+            self.config,
+            watchers=tuple(sorted((*self.config.watchers, config), key=lambda w: w.name)),
+        )
+        return watcher
+
+    async def remove_watcher(self, watcher: Watcher, stop: bool = True) -> None:
+        if stop:
+            await watcher.stop()
+        self.watchers.pop(watcher.name.lower(), None)
+        self.config = msgspec.structs.replace(
+            self.config,
+            watchers=tuple(
+                w for w in self.config.watchers if w.name.lower() != watcher.name.lower()
+            ),
+        )
+
+    def plan_reload_config(self) -> list[dict[str, str | None]]:
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        return [step.as_dict() for step in plan(self.config, new)]
+
+    async def reload_config(self) -> dict[str, Any]:
+        """Apply what changed on disk: exactly the watchers that changed, in priority order."""
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        problems = check_hooks(new)
+        if problems:
+            raise CommandError("; ".join(problems))
+        steps = plan(self.config, new)
+        new_by_name = {w.name.lower(): w for w in new.watchers}
+        for step in steps:
+            log.info("reloadconfig: %s %s %s", step.action, step.watcher or "", step.detail)
+            if step.action == "restart-daemon":
+                self.request("restart")
+                break
+            if step.watcher is None:
+                continue
+            key = step.watcher.lower()
+            old = self.watchers.get(key)
+            if step.action == "remove" and old is not None:
+                async with old.lock:
+                    await self.remove_watcher(old)
+            elif step.action == "resize" and old is not None:
+                async with old.lock:
+                    old.apply_config(new_by_name[key])
+                    old.scale(new_by_name[key].numprocesses)
+            elif step.action == "recreate" and old is not None:
+                async with old.lock:
+                    was_running = not old.is_stopped()
+                    await self.remove_watcher(old)
+                fresh = self.add_watcher(new_by_name[key])
+                if was_running or fresh.config.autostart:
+                    await self._start_one(fresh)
+            elif step.action == "add":
+                fresh = self.add_watcher(new_by_name[key])
+                if fresh.config.autostart:
+                    await self._start_one(fresh)
+        if not any(step.action == "restart-daemon" for step in steps):
+            self.config = msgspec.structs.replace(new, watchers=self.config.watchers)
+        return {"plan": [step.as_dict() for step in steps]}
 
     # ---- signals and the safety sweep -----------------------------------------------------
     def _install_signals(self) -> None:

@@ -88,6 +88,9 @@ class Watcher:
         self._stopped.set()
         # Descendants seen when a process was asked to stop: killed if they outlive it.
         self._family: dict[int, set[int]] = {}
+        self._changed = asyncio.Event()  # set (and replaced) after every batch of events
+        self.lock = asyncio.Lock()  # commands on this watcher run one at a time, in order
+        self.spawned_at: dict[int, float] = {}  # pid -> wall-clock spawn time
 
     def __repr__(self) -> str:
         return repr(self.core)
@@ -155,8 +158,10 @@ class Watcher:
             return
         self.feed(Reload())
 
-    def kill(self, pid: int, graceful_timeout: float | None = None) -> None:
-        self.feed(KillProcess(pid, graceful_timeout))
+    def kill(
+        self, pid: int, graceful_timeout: float | None = None, signum: int | None = None
+    ) -> None:
+        self.feed(KillProcess(pid, graceful_timeout, signum))
 
     def kill_now(self) -> None:
         """Second Ctrl-C: SIGKILL every process tree at once."""
@@ -177,6 +182,63 @@ class Watcher:
         finally:
             self._feeding = False
         self._reschedule()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Wait (without polling) until `predicate()` holds after some batch of events."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate():
+                    await self._changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def start_and_wait(self) -> bool:
+        if not self.start():
+            return False
+        await self.wait_until(lambda: self.core.status is not WatcherStatus.STARTING)
+        return self.core.status is WatcherStatus.ACTIVE
+
+    async def settle(self, timeout: float | None = 60.0) -> None:
+        """Wait until no spawn is due now: every wanted process started or backing off."""
+        loop = self.services.loop
+
+        def settled() -> bool:
+            now = loop.time()
+            return (
+                not any(
+                    slot.pid is None and not slot.done and (slot.pending or slot.ready_at <= now)
+                    for slot in self.core.slots.values()
+                )
+                and not self.core.retiring
+            )
+
+        await self.wait_until(settled, timeout)
+
+    def wall_time(self, monotonic: float) -> float:
+        """A core (loop-clock) time as epoch seconds."""
+        return time.time() - (self.services.loop.time() - monotonic)
+
+    def apply_config(self, config: WatcherConfig) -> None:
+        """Take a changed config (from `set`); live options apply at once."""
+        hooks_changed = config.hooks != self.config.hooks
+        streams_changed = (config.stdout_stream, config.stderr_stream) != (
+            self.config.stdout_stream,
+            self.config.stderr_stream,
+        )
+        self.config = config
+        self.core.update_config(config)
+        if hooks_changed:
+            self.hooks = HookRunner(resolve_hooks(config), self._publish_hook)
+        if streams_changed:
+            for sink in self.sinks.values():
+                with contextlib.suppress(Exception):
+                    sink.close()
+            self.sinks.clear()
+            if not self.is_stopped():
+                self._open_sinks()
 
     def _reschedule(self) -> None:
         if self._timer is not None:
@@ -220,6 +282,7 @@ class Watcher:
             return
         pid = popen.pid
         self.popens[pid] = popen
+        self.spawned_at[pid] = time.time()
         self.services.reaper.watch(popen, self._exited, self._kill_leftovers)
         self.readers[pid] = [
             PipeReader(self.services.loop, fd, self.name, pid, stream, self.sinks[stream])
@@ -304,6 +367,7 @@ class Watcher:
             reader.drain()
             reader.close()
         self.popens.pop(pid, None)
+        self.spawned_at.pop(pid, None)
         exit_code = -status.signal if status.signal is not None else status.code
         self.hooks.run(
             "after_reap",

@@ -1,0 +1,145 @@
+"""The control endpoint (ZMQ ROUTER) and the events endpoint (ZMQ PUB).
+
+Each request is answered by its own task, so a slow command never delays another client.
+Both DEALER framing (identity, payload) and REQ framing (identity, empty, payload) are
+answered. A request that cannot be decoded still gets an error reply; `cast` requests get
+none, as in Circus. Publishing never blocks: a slow subscriber loses messages (ZMQ's
+high-water mark), it never slows the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from bigtop.control.endpoints import Endpoints, prepare_ipc, remove_ipc, restrict_ipc
+from bigtop.protocol.codec import (
+    MAX_REQUEST_BYTES,
+    DecodeError,
+    Request,
+    decode_request,
+    encode,
+    error_reply,
+    ok_reply,
+)
+from bigtop.protocol.errors import CommandError, Errno
+from bigtop.runtime.controller import Controller
+
+log = logging.getLogger("bigtop.control")
+
+
+class ControlServer:
+    def __init__(
+        self,
+        controller: Controller,
+        endpoints: Endpoints,
+        endpoint_owner: str | None = None,
+    ) -> None:
+        self.controller = controller
+        self.endpoints = endpoints
+        self.endpoint_owner = endpoint_owner
+        self.context = zmq.asyncio.Context()
+        self.router: zmq.asyncio.Socket | None = None
+        self.pub: zmq.asyncio.Socket | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()
+
+    def bind(self) -> None:
+        """Bind both endpoints (raises EndpointError / zmq.ZMQError with the endpoint named)."""
+        for endpoint in (self.endpoints.control, self.endpoints.pubsub):
+            prepare_ipc(endpoint)
+        self.pub = self._bind(zmq.PUB, self.endpoints.pubsub)
+        self.pub.setsockopt(zmq.SNDHWM, 10_000)
+        self.router = self._bind(zmq.ROUTER, self.endpoints.control)
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES * 4)
+        restrict_ipc(self.endpoints.control, self.endpoint_owner)
+        restrict_ipc(self.endpoints.pubsub, self.endpoint_owner)
+
+    def _bind(self, kind: int, endpoint: str) -> zmq.asyncio.Socket:
+        sock = self.context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise zmq.ZMQError(exc.errno, f"cannot bind {endpoint}: {exc.strerror}") from None
+        return sock
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._serve())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for task in list(self._requests):
+            task.cancel()
+        for sock in (self.router, self.pub):
+            if sock is not None:
+                sock.close(linger=0)
+        self.context.term()
+        for endpoint in (self.endpoints.control, self.endpoints.pubsub):
+            remove_ipc(endpoint)
+
+    def publish(self, topic: str, message: dict[str, Any]) -> None:
+        if self.pub is None:
+            return
+        try:
+            self.pub.send_multipart([topic.encode(), json.dumps(message).encode()], zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    async def _serve(self) -> None:
+        assert self.router is not None
+        while True:
+            frames = await self.router.recv_multipart()
+            task = asyncio.create_task(self._answer(frames))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+    async def _answer(self, frames: list[bytes]) -> None:
+        if len(frames) >= 3 and frames[1] == b"":
+            envelope, payload = frames[:2], b"".join(frames[2:])  # REQ framing
+        elif len(frames) >= 2:
+            envelope, payload = frames[:1], b"".join(frames[1:])
+        else:
+            log.warning("dropped a request without a body from a client")
+            return
+        reply = await self.respond(payload)
+        if reply is not None and self.router is not None:
+            try:
+                await self.router.send_multipart([*envelope, encode(reply)])
+            except zmq.ZMQError as exc:
+                log.warning("could not send a reply: %s", exc)
+
+    async def respond(self, payload: bytes) -> dict[str, Any] | None:
+        """The reply to one request, or None for a cast."""
+        if not payload.strip():
+            return error_reply(None, "empty request", Errno.INVALID_JSON)
+        try:
+            request = decode_request(payload)
+        except DecodeError as exc:
+            return error_reply(exc.request_id, exc.reason, exc.errno)
+        return await self.run(request)
+
+    async def run(self, request: Request) -> dict[str, Any] | None:
+        try:
+            fields = await self.controller.handle(request)
+        except CommandError as exc:
+            reply = error_reply(request.id, exc.reason, exc.errno)
+        except Exception as exc:
+            log.exception("command %r failed", request.command)
+            reply = error_reply(
+                request.id, f"command {request.command}: {exc}", Errno.COMMAND_ERROR
+            )
+        else:
+            reply = ok_reply(request.id, fields)
+        return None if request.cast else reply

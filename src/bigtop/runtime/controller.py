@@ -1,0 +1,544 @@
+"""Every Circus control command, carried out on the arbiter.
+
+Commands on one watcher run one at a time, in arrival order (the watcher's lock); commands
+on different watchers run side by side. Nothing is refused for being busy: where Circus
+answered errno 5 "arbiter is already running ...", bigtop queues. Without `waiting`, an
+asynchronous command is answered as soon as it is queued, as in Circus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import os
+import re
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from bigtop.config.coerce import CoercionError, to_signal
+from bigtop.config.options import NEEDS_RELOAD, OptionError, apply_options, new_watcher
+from bigtop.protocol.codec import Request
+from bigtop.protocol.errors import CommandError, Errno
+from bigtop.runtime import proctree
+from bigtop.runtime.hooks import HookError
+from bigtop.runtime.procinfo import GONE, ProcessInfo
+
+if TYPE_CHECKING:
+    from bigtop.runtime.arbiter import Arbiter
+    from bigtop.runtime.watcher import Watcher
+
+log = logging.getLogger("bigtop.controller")
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+OPTIONS_KEYS = (
+    "numprocesses",
+    "warmup_delay",
+    "working_dir",
+    "uid",
+    "gid",
+    "send_hup",
+    "stop_signal",
+    "stop_children",
+    "shell",
+    "shell_args",
+    "env",
+    "max_retry",
+    "cmd",
+    "args",
+    "respawn",
+    "graceful_timeout",
+    "executable",
+    "use_sockets",
+    "priority",
+    "copy_env",
+    "singleton",
+    "stdout_stream_conf",
+    "on_demand",
+    "stderr_stream_conf",
+    "max_age",
+    "max_age_variance",
+    "close_child_stdin",
+    "close_child_stdout",
+    "close_child_stderr",
+)
+ASYNC_COMMANDS = frozenset(
+    {
+        "add",
+        "rm",
+        "start",
+        "stop",
+        "restart",
+        "reload",
+        "reloadconfig",
+        "incr",
+        "decr",
+        "set",
+        "kill",
+        "quit",
+    }
+)
+
+
+class Controller:
+    def __init__(self, arbiter: Arbiter) -> None:
+        self.arbiter = arbiter
+        self.procinfo = ProcessInfo()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._handlers: dict[str, Handler] = {
+            name[4:]: getattr(self, name) for name in dir(self) if name.startswith("cmd_")
+        }
+
+    @property
+    def commands(self) -> list[str]:
+        return sorted(self._handlers)
+
+    async def handle(self, request: Request) -> dict[str, Any] | None:
+        """Run a request; the reply's fields, or raise CommandError."""
+        handler = self._handlers.get(request.command)
+        if handler is None:
+            raise CommandError(f"unknown command: {request.command!r}", Errno.UNKNOWN_COMMAND)
+        try:
+            return await handler(request.properties)
+        except CommandError:
+            raise
+        except OptionError as exc:
+            raise CommandError(str(exc), Errno.MESSAGE_ERROR) from None
+        except OSError as exc:
+            raise CommandError(f"{request.command}: {exc}", Errno.OS_ERROR) from None
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _watcher(self, props: dict[str, Any], key: str = "name") -> Watcher:
+        name = _required(props, key, str)
+        watcher = self.arbiter.get_watcher(name)
+        if watcher is None:
+            raise CommandError(f"program {name} not found")
+        return watcher
+
+    def _matching(self, props: dict[str, Any]) -> list[Watcher]:
+        name = props.get("name")
+        if not isinstance(name, str):
+            raise CommandError("'name' isn't a string")
+        match = props.get("match", "glob")
+        watchers = list(self.arbiter.watchers.values())
+        if match == "simple":
+            found = [w for w in watchers if w.name.lower() == name.lower()]
+        elif match == "regex":
+            try:
+                pattern = re.compile(name)
+            except re.error as exc:
+                raise CommandError(f"invalid regex {name!r}: {exc}") from None
+            found = [w for w in watchers if pattern.fullmatch(w.name)]
+        elif match == "glob":
+            found = [w for w in watchers if fnmatch.fnmatch(w.name.lower(), name.lower())]
+        else:
+            raise CommandError(f"invalid match mode {match!r}: use glob, simple or regex")
+        if not found:
+            raise CommandError(f"program {name} not found")
+        return sorted(found, key=lambda w: (-w.config.priority, w.name))
+
+    async def _run(
+        self, props: dict[str, Any], work: Coroutine[Any, Any, Any]
+    ) -> dict[str, Any] | None:
+        """Await `work` when the client asked for `waiting`, else start it and reply now."""
+        if props.get("waiting"):
+            result: dict[str, Any] | None = await work
+            return result
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+        return None
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background command failed: %s", task.exception())
+
+    # ---- listing ----------------------------------------------------------------------------
+    async def cmd_list(self, props: dict[str, Any]) -> dict[str, Any]:
+        if props.get("name") is not None:
+            return {"pids": self._watcher(props).pids}
+        return {"watchers": sorted(self.arbiter.watchers)}
+
+    async def cmd_status(self, props: dict[str, Any]) -> dict[str, Any]:
+        if props.get("name") is not None:
+            return {"status": self._watcher(props).status}
+        return {"statuses": {w.name: w.status for w in self.arbiter.watchers.values()}}
+
+    async def cmd_numwatchers(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {"numwatchers": len(self.arbiter.watchers)}
+
+    async def cmd_numprocesses(self, props: dict[str, Any]) -> dict[str, Any]:
+        if props.get("name") is not None:
+            watcher = self._watcher(props)
+            return {"numprocesses": len(watcher.core.procs), "watcher_name": watcher.name}
+        return {"numprocesses": sum(len(w.core.procs) for w in self.arbiter.watchers.values())}
+
+    async def cmd_listsockets(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {"sockets": []}
+
+    async def cmd_globaloptions(self, props: dict[str, Any]) -> dict[str, Any]:
+        endpoints = self.arbiter.endpoints
+        options = {
+            "endpoint": endpoints.control,
+            "pubsub_endpoint": endpoints.pubsub,
+            "stats_endpoint": endpoints.stats,
+            "check_delay": float(self.arbiter.config.circus.check_delay),
+            "multicast_endpoint": self.arbiter.config.circus.multicast_endpoint,
+        }
+        key = props.get("option")
+        if key is not None:
+            if key not in options:
+                raise CommandError(f"{key!r} option not found")
+            return {"options": {key: options[key]}}
+        return {"options": options}
+
+    async def cmd_options(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {"options": watcher_options(self._watcher(props))}
+
+    async def cmd_get(self, props: dict[str, Any]) -> dict[str, Any]:
+        watcher = self._watcher(props)
+        keys = _required(props, "keys", list)
+        options = watcher_options(watcher)
+        result = {}
+        for key in keys:
+            if key not in options:
+                raise CommandError(f"{key!r} option not found")
+            result[key] = options[key]
+        return {"options": result}
+
+    # ---- start / stop / restart / reload ------------------------------------------------------
+    async def cmd_start(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        if props.get("name") is None:
+            return await self._run(props, self._start_all())
+        watchers = self._matching(props)
+        if len(watchers) > 1:
+            watchers = [w for w in watchers if w.config.autostart]
+            return await self._run(props, self._each(watchers, self._start_one))
+        return await self._run(props, self._start_single(watchers[0]))
+
+    async def _start_all(self) -> None:
+        await self.arbiter.start_watchers()
+
+    async def _each(
+        self, watchers: list[Watcher], action: Callable[[Watcher], Awaitable[Any]]
+    ) -> None:
+        await asyncio.gather(*(action(w) for w in watchers))
+
+    async def _start_one(self, watcher: Watcher) -> None:
+        async with watcher.lock:
+            await watcher.start_and_wait()
+
+    async def _start_single(self, watcher: Watcher) -> dict[str, Any]:
+        async with watcher.lock:
+            before = set(watcher.pids)
+            await watcher.start_and_wait()
+            await watcher.settle()
+            after = watcher.pids
+        return {"info": {"started": sorted(set(after) - before), "kept": sorted(before)}}
+
+    async def cmd_stop(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        if props.get("name") is None:
+            return await self._run(props, self.arbiter.stop_watchers())
+        watchers = self._matching(props)
+        result = await self._run(props, self._each(watchers, self._stop_one))
+        if props.get("waiting") and len(watchers) == 1:
+            return {"info": None}
+        return result
+
+    async def _stop_one(self, watcher: Watcher) -> None:
+        async with watcher.lock:
+            await watcher.stop()
+
+    async def cmd_restart(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        if props.get("name") is None:
+            self.arbiter.request("restart")
+            return None
+        watchers = self._matching(props)
+        if len(watchers) == 1:
+            return await self._run(props, self._restart_single(watchers[0]))
+        return await self._run(props, self._each(watchers, self._restart_one))
+
+    async def _restart_one(self, watcher: Watcher) -> None:
+        async with watcher.lock:
+            await watcher.stop()
+            await watcher.start_and_wait()
+
+    async def _restart_single(self, watcher: Watcher) -> dict[str, Any]:
+        async with watcher.lock:
+            before = watcher.pids
+            await watcher.stop()
+            await watcher.start_and_wait()
+            await watcher.settle()
+            after = watcher.pids
+        return {"info": {"stopped": before, "started": after, "kept": []}}
+
+    async def cmd_reload(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        name = props.get("name")
+        graceful = props.get("graceful", True)
+        if name is None:
+            return await self._run(props, self.arbiter.reload())
+        watcher = self._watcher(props)
+        return await self._run(props, self._reload_one(watcher, bool(graceful)))
+
+    async def _reload_one(self, watcher: Watcher, graceful: bool) -> dict[str, Any]:
+        async with watcher.lock:
+            before = watcher.pids
+            if not graceful or watcher.is_stopped():
+                if not watcher.is_stopped():
+                    await watcher.stop()
+                await watcher.start_and_wait()
+            else:
+                watcher.reload()
+            await watcher.settle()
+            after = watcher.pids
+        return {
+            "info": {
+                "stopped": sorted(set(before) - set(after)),
+                "started": sorted(set(after) - set(before)),
+                "kept": sorted(set(before) & set(after)),
+            }
+        }
+
+    async def cmd_reloadconfig(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        if props.get("dry_run"):
+            return {"plan": self.arbiter.plan_reload_config()}
+        return await self._run(props, self.arbiter.reload_config())
+
+    async def cmd_quit(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        self.arbiter.request("quit")
+        if props.get("waiting"):
+            await self.arbiter.wait_stopped()
+        return None
+
+    # ---- scaling ----------------------------------------------------------------------------
+    async def cmd_incr(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._scale(props, +1)
+
+    async def cmd_decr(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._scale(props, -1)
+
+    async def _scale(self, props: dict[str, Any], direction: int) -> dict[str, Any] | None:
+        watcher = self._watcher(props)
+        nb = props.get("nb", 1)
+        if not isinstance(nb, int) or isinstance(nb, bool):
+            raise CommandError("'nb' isn't an integer")
+        if watcher.config.singleton:
+            return {"numprocesses": watcher.numprocesses, "singleton": True}
+
+        async def scale() -> dict[str, Any]:
+            async with watcher.lock:
+                target = max(0, watcher.numprocesses + direction * nb)
+                watcher.scale(target)
+                await watcher.settle()
+                return {"numprocesses": watcher.numprocesses}
+
+        return await self._run(props, scale())
+
+    async def cmd_set(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        watcher = self._watcher(props)
+        options = _required(props, "options", dict)
+        updated = apply_options(watcher.config, options)
+        try:
+            watcher.apply_config(updated)  # validates hooks by importing them
+        except HookError as exc:
+            raise CommandError(str(exc)) from None
+        for _ in options:
+            self.arbiter.publish(watcher.name, "updated", {})
+
+        async def effect() -> None:
+            async with watcher.lock:
+                if updated.numprocesses != watcher.numprocesses or "numprocesses" in options:
+                    watcher.scale(updated.numprocesses)
+                if NEEDS_RELOAD & {k.lower() for k in options} and not watcher.is_stopped():
+                    watcher.reload()
+                await watcher.settle()
+
+        return await self._run(props, effect())
+
+    # ---- signals ----------------------------------------------------------------------------
+    async def cmd_signal(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        watcher = self._watcher(props)
+        signum = _signum(_required(props, "signum", (int, str)))
+        pid = props.get("pid")
+        childpid = props.get("childpid", props.get("child_pid"))
+        if childpid is not None and pid is None:
+            raise CommandError("'childpid' needs 'pid'")
+        pids = watcher.pids
+        if pid is not None:
+            pid = _as_int(pid, "pid")
+            if pid not in pids:
+                raise CommandError(f"process {pid} not found in {watcher.name!r}")
+            pids = [pid]
+        for target in pids:
+            if childpid is not None:
+                child = _as_int(childpid, "childpid")
+                if child not in proctree.direct_children(target):
+                    raise CommandError(f"process {child} is not a child of {target}")
+                proctree.kill_pids([child], signum)
+                continue
+            if props.get("children"):
+                proctree.kill_pids(proctree.direct_children(target), signum)
+                continue
+            family = proctree.descendants(target) if props.get("recursive") else []
+            watcher.services.reaper.send_signal(target, signum)
+            proctree.kill_pids(family, signum)
+        return None
+
+    async def cmd_kill(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        watcher = self._watcher(props)
+        timeout = props.get("graceful_timeout")
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):
+            raise CommandError("'graceful_timeout' isn't a number")
+        signum = props.get("signum")
+        number = _signum(signum) if signum is not None else None
+        pid = props.get("pid")
+        pids = watcher.pids
+        if pid is not None:
+            pid = _as_int(pid, "pid")
+            if pid not in pids:
+                raise CommandError(f"process {pid} not found in {watcher.name!r}")
+            pids = [pid]
+
+        async def kill() -> None:
+            for target in pids:
+                watcher.kill(target, None if timeout is None else float(timeout), number)
+            await watcher.wait_until(lambda: not set(pids) & set(watcher.core.procs))
+
+        return await self._run(props, kill())
+
+    # ---- add / rm -----------------------------------------------------------------------------
+    async def cmd_add(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        name = _required(props, "name", str)
+        cmd = _required(props, "cmd", str)
+        options = props.get("options") or {}
+        if not isinstance(options, dict):
+            raise CommandError("'options' isn't an object")
+        owner = self.arbiter.config.circus.endpoint_owner
+        ipc = self.arbiter.endpoints.control.startswith("ipc://")
+        if owner and ipc and str(options.get("uid", "")) != owner:
+            raise CommandError(f"'uid' must be {owner!r} (the endpoint_owner)")
+        if self.arbiter.get_watcher(name) is not None:
+            raise CommandError(f"{name!r} already exist", Errno.COMMAND_ERROR)
+        config = new_watcher(name, cmd, props.get("args"), options)
+        try:
+            watcher = self.arbiter.add_watcher(config)
+        except HookError as exc:
+            raise CommandError(str(exc)) from None
+        self.arbiter.publish(watcher.name, "add", {})
+        if not props.get("start"):
+            return None
+
+        async def start() -> dict[str, Any]:
+            async with watcher.lock:
+                await watcher.start_and_wait()
+                await watcher.settle()
+                return {"started": watcher.pids, "kept": []}
+
+        return await self._run(props, start())
+
+    async def cmd_rm(self, props: dict[str, Any]) -> dict[str, Any] | None:
+        watcher = self._watcher(props)
+        self.arbiter.publish(watcher.name, "remove", {})
+        nostop = bool(props.get("nostop"))
+
+        async def remove() -> None:
+            async with watcher.lock:
+                await self.arbiter.remove_watcher(watcher, stop=not nostop)
+
+        return await self._run(props, remove())
+
+    # ---- stats ------------------------------------------------------------------------------
+    async def cmd_stats(self, props: dict[str, Any]) -> dict[str, Any]:
+        extended = bool(props.get("extended"))
+        if props.get("name") is None:
+            return {
+                "infos": {
+                    w.name: self._watcher_stats(w, extended) for w in self.arbiter.watchers.values()
+                }
+            }
+        watcher = self._watcher(props)
+        process = props.get("process")
+        if process is not None:
+            pid = _as_int(process, "process")
+            if pid not in watcher.pids:
+                raise CommandError(f"process {pid} not found in {watcher.name!r}")
+            return {"process": pid, "info": self._process_stats(watcher, pid, extended)}
+        return {"name": watcher.name, "info": self._watcher_stats(watcher, extended)}
+
+    def _watcher_stats(self, watcher: Watcher, extended: bool) -> dict[str, Any]:
+        return {str(pid): self._process_stats(watcher, pid, extended) for pid in watcher.pids}
+
+    def _process_stats(self, watcher: Watcher, pid: int, extended: bool) -> Any:
+        info = self.procinfo.info(pid)
+        if isinstance(info, dict):
+            record = watcher.core.procs.get(pid)
+            info["started"] = watcher.spawned_at.get(pid)
+            info["wid"] = record.wid if record else None
+            if extended and "extended_stats" in watcher.hooks:
+                watcher.hooks.run("extended_stats", watcher, self.arbiter, pid=pid, stats=info)
+        return info
+
+    async def cmd_dstats(self, props: dict[str, Any]) -> dict[str, Any]:
+        info = self.procinfo.info(os.getpid())
+        if isinstance(info, dict):
+            info["children"] = []
+        return {"info": info if info != GONE else {}}
+
+    async def cmd_ipython(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {"shell": False, "msg": "bigtop does not embed an IPython kernel"}
+
+    async def cmd_listen(self, props: dict[str, Any]) -> dict[str, Any]:
+        raise CommandError("invalid message. use a pub/sub socket")
+
+
+def watcher_options(watcher: Watcher) -> dict[str, Any]:
+    """`options` as Circus shows them, plus the watcher's free-form keys."""
+    config = watcher.config
+    values: dict[str, Any] = {}
+    for key in OPTIONS_KEYS:
+        if key in ("stdout_stream_conf", "stderr_stream_conf"):
+            stream = getattr(config, key[: -len("_conf")])
+            values[key] = dict(stream.options) if stream else {}
+        elif key == "numprocesses":
+            values[key] = watcher.numprocesses
+        elif key == "env":
+            values[key] = dict(config.env) or None
+        elif key == "respawn":
+            values[key] = config.respawn != "never"
+        elif key == "use_sockets":
+            values[key] = config.use_sockets
+        else:
+            values[key] = getattr(config, key)
+    values["args"] = config.args or None
+    values.update(config.options)
+    return values
+
+
+def _required(props: dict[str, Any], key: str, kind: Any) -> Any:
+    if key not in props:
+        raise CommandError(f"message invalid {key!r} is missing")
+    value = props[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise CommandError(f"{key!r} has the wrong type")
+    return value
+
+
+def _as_int(value: Any, key: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise CommandError(f"{key!r} isn't an integer") from None
+
+
+def _signum(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 < value < signal.NSIG:
+            return value
+    elif isinstance(value, str):
+        try:
+            return to_signal(value)
+        except CoercionError:
+            pass
+    raise CommandError(f"{value!r} isn't a valid signal")
