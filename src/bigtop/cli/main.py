@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from bigtop import __version__
-from bigtop.cli import check, run
+from bigtop.cli import check, ctl, events, run
 
 DESCRIPTION = """\
 bigtop runs and watches processes: N copies of each command, restarted when they die,
@@ -15,6 +15,12 @@ stopped gracefully, configured with a Circus-compatible circus.ini.
 
   bigtop run app.ini          start the daemon in the foreground (Ctrl-C stops everything)
   bigtop check app.ini        validate a config and show what it resolves to
+  bigtop status               ask a running daemon (every circusctl command works)
+  bigtop events               follow what happens, live
+
+Clients find the daemon with --endpoint, then $BIGTOP_ENDPOINT, then $CIRCUSCTL_ENDPOINT,
+then -c CONFIG's [circus] endpoint, then the default ipc socket in your runtime directory.
+Exit status of control commands: 0 ok, 3 the daemon refused, 1 no answer.
 """
 
 
@@ -25,9 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bigtop {__version__}")
+    ctl.add_global_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.add_parser(commands)
     check.add_parser(commands)
+    ctl.add_parsers(commands)
+    events.add_parser(commands)
     return parser
 
 

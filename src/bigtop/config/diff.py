@@ -25,8 +25,8 @@ class Step:
 
 
 def plan(old: Config, new: Config) -> list[Step]:
-    if old.circus != new.circus:
-        changed = _changed_fields(old.circus, new.circus)
+    changed = _changed_fields(old.circus, new.circus)
+    if changed:
         return [Step("restart-daemon", None, f"[circus] changed: {', '.join(changed)}")]
     before = {w.name.lower(): w for w in old.watchers}
     after = {w.name.lower(): w for w in new.watchers}
@@ -49,9 +49,9 @@ def plan(old: Config, new: Config) -> list[Step]:
 
 
 def _watcher_step(old: WatcherConfig, new: WatcherConfig) -> Step | None:
-    if old == new:
-        return None
     changed = _changed_fields(old, new)
+    if not changed:
+        return None
     if changed == ["numprocesses"]:
         return Step("resize", new.name, f"numprocesses {old.numprocesses} -> {new.numprocesses}")
     return Step("recreate", new.name, "changed: " + ", ".join(changed))

@@ -1,0 +1,155 @@
+"""Python clients for a bigtop (or circusd) control endpoint.
+
+    with Client("ipc:///run/bigtop/control.sock") as client:
+        client.call("incr", name="web", nb=2, waiting=True)   # -> {"status": "ok", ...}
+
+`call` returns the reply of an ok request and raises `CallError` (with Circus's errno) for
+an error reply and `CallTimeout` when no reply came in time. Replies are matched to requests
+by id, so a late reply to an earlier, timed-out call is never taken for the next one's.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from types import TracebackType
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from bigtop.control.endpoints import default_endpoints
+from bigtop.errors import BigtopError
+from bigtop.protocol.codec import encode
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class CallError(BigtopError):
+    def __init__(self, command: str, reply: dict[str, Any]) -> None:
+        self.reply = reply
+        self.reason = str(reply.get("reason", "error"))
+        self.errno = int(reply.get("errno", 0) or 0)
+        super().__init__(f"{command}: {self.reason}")
+
+
+class CallTimeout(BigtopError):
+    def __init__(self, command: str, endpoint: str, timeout: float) -> None:
+        self.endpoint = endpoint
+        super().__init__(
+            f"{command}: no reply from {endpoint} within {timeout:g}s; is bigtop running, and "
+            "is this its endpoint? (see --endpoint, BIGTOP_ENDPOINT, -c CONFIG)"
+        )
+
+
+def _request(command: str, properties: dict[str, Any], cast: bool) -> tuple[str, bytes]:
+    request_id = uuid.uuid4().hex
+    message: dict[str, Any] = {"id": request_id, "command": command, "properties": properties}
+    if cast:
+        message["msg_type"] = "cast"
+    return request_id, encode(message)
+
+
+def _decode(frame: bytes) -> dict[str, Any] | None:
+    import json
+
+    try:
+        reply = json.loads(frame)
+    except ValueError:
+        return None
+    return reply if isinstance(reply, dict) else None
+
+
+class Client:
+    """A blocking client (a ZMQ DEALER), for scripts and the CLI."""
+
+    def __init__(self, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.endpoint = endpoint or default_endpoints().control
+        self.timeout = timeout
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(self.endpoint)
+
+    def call(self, command: str, **properties: Any) -> dict[str, Any]:
+        reply = self.send(command, properties)
+        if reply.get("status") == "error":
+            raise CallError(command, reply)
+        return reply
+
+    def send(self, command: str, properties: dict[str, Any]) -> dict[str, Any]:
+        """The raw reply, whatever its status."""
+        request_id, payload = _request(command, properties, cast=False)
+        self._socket.send(payload)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._socket.poll(int(remaining * 1000) + 1):
+                raise CallTimeout(command, self.endpoint, self.timeout)
+            reply = _decode(self._socket.recv())
+            if reply is not None and reply.get("id") == request_id:
+                return reply
+
+    def cast(self, command: str, **properties: Any) -> None:
+        self._socket.send(_request(command, properties, cast=True)[1])
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """The same, for asyncio code (plugins, tests, the web dashboard)."""
+
+    def __init__(self, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.endpoint = endpoint or default_endpoints().control
+        self.timeout = timeout
+        self._context = zmq.asyncio.Context.instance()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(self.endpoint)
+
+    async def call(self, command: str, **properties: Any) -> dict[str, Any]:
+        reply = await self.send(command, properties)
+        if reply.get("status") == "error":
+            raise CallError(command, reply)
+        return reply
+
+    async def send(self, command: str, properties: dict[str, Any]) -> dict[str, Any]:
+        request_id, payload = _request(command, properties, cast=False)
+        await self._socket.send(payload)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await self._socket.poll(int(remaining * 1000) + 1):
+                raise CallTimeout(command, self.endpoint, self.timeout)
+            reply = _decode(await self._socket.recv())
+            if reply is not None and reply.get("id") == request_id:
+                return reply
+
+    async def cast(self, command: str, **properties: Any) -> None:
+        await self._socket.send(_request(command, properties, cast=True)[1])
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
