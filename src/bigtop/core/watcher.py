@@ -345,6 +345,8 @@ class WatcherCore:
                 )
             )
             if slot is not None:
+                if uptime >= self.config.backoff.reset:
+                    slot.failures = 0  # it stayed up: the slot's backoff is reset
                 if replaced:
                     slot.ready_at = now
                 else:

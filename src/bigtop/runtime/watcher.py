@@ -44,7 +44,7 @@ from bigtop.core.messages import (
 )
 from bigtop.core.policy import ExitStatus
 from bigtop.core.spawnplan import PlanError, SpawnContext, build_plan, parse_env_file
-from bigtop.core.states import WatcherStatus
+from bigtop.core.states import ProcessState, WatcherStatus
 from bigtop.core.watcher import HistoryEntry, WatcherCore
 from bigtop.errors import SpawnError
 from bigtop.runtime import proctree, spawner
@@ -202,18 +202,18 @@ class Watcher:
         return self.core.status is WatcherStatus.ACTIVE
 
     async def settle(self, timeout: float | None = 60.0) -> None:
-        """Wait until no spawn is due now: every wanted process started or backing off."""
+        """Wait until no spawn is due now and no process is still stopping: every wanted
+        process started (or backing off) and every unwanted one gone."""
         loop = self.services.loop
 
         def settled() -> bool:
             now = loop.time()
-            return (
-                not any(
-                    slot.pid is None and not slot.done and (slot.pending or slot.ready_at <= now)
-                    for slot in self.core.slots.values()
-                )
-                and not self.core.retiring
+            spawning = any(
+                slot.pid is None and not slot.done and (slot.pending or slot.ready_at <= now)
+                for slot in self.core.slots.values()
             )
+            stopping = any(p.state is ProcessState.STOPPING for p in self.core.procs.values())
+            return not spawning and not stopping and not self.core.retiring
 
         await self.wait_until(settled, timeout)
 
