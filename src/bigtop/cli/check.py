@@ -25,7 +25,8 @@ def add_parser(commands: Any) -> None:
             "Validate CONFIG and print what it resolves to. Every problem is reported with "
             "its file, line, section, option, the value and what was expected; the exit "
             "status is 1 when there is any error. Problems that depend on this machine "
-            "(a missing program, directory, user, group or virtualenv) are warnings, or "
+            "(a missing program, directory, user, group, virtualenv or hook module) are "
+            "warnings, or "
             "errors with --strict; `bigtop run` always treats them as errors."
         ),
     )
@@ -41,9 +42,11 @@ def add_parser(commands: Any) -> None:
 
 def gather(path: str, strict: bool) -> tuple[Config | None, list[ConfigProblem]]:
     """The model and every problem; machine problems become errors when `strict`."""
+    from bigtop.runtime.arbiter import check_hooks
+
     config, problems = check_config(path)
     if config is not None:
-        for problem in machine_problems(config):
+        for problem in [*machine_problems(config), *check_hooks(config)]:
             if strict:
                 problem = ConfigProblem(**{**problem.__dict__, "severity": "error"})
             problems.append(problem)

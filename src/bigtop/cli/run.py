@@ -16,9 +16,9 @@ from bigtop import __version__
 from bigtop.cli.check import gather
 from bigtop.config.load import load_config
 from bigtop.config.model import Config
-from bigtop.control.endpoints import EndpointError, is_public_tcp, resolve
+from bigtop.control.endpoints import EndpointError, is_public_tcp, prepare_ipc, resolve
 from bigtop.errors import ConfigError, PidfileError
-from bigtop.runtime.arbiter import Arbiter, check_hooks
+from bigtop.runtime.arbiter import Arbiter
 from bigtop.runtime.logsetup import setup_logging
 from bigtop.runtime.pidfile import Pidfile
 
@@ -58,12 +58,7 @@ def handle(args: argparse.Namespace) -> int:
     for problem in problems:
         if problem.severity != "error":
             print(f"warning: {problem}", file=sys.stderr)
-    if config is not None:
-        errors_text = [f"error: {p}" for p in errors] + [
-            f"error: {message}" for message in check_hooks(config)
-        ]
-    else:
-        errors_text = [f"error: {p}" for p in errors]
+    errors_text = [f"error: {p}" for p in errors]
     if errors_text or config is None:
         for line in errors_text:
             print(line, file=sys.stderr)
@@ -93,10 +88,19 @@ def handle(args: argparse.Namespace) -> int:
         return 1
     if circus.debug_gc:
         gc.set_debug(gc.DEBUG_LEAK)
-    if args.daemon:
-        _daemonize()
     pidfile_path = args.pidfile or circus.pidfile
     pidfile = Pidfile(pidfile_path) if pidfile_path else None
+    try:
+        # Refuse before detaching, so `--daemon` still reports these in the terminal.
+        if pidfile is not None:
+            pidfile.check()
+        for endpoint in (endpoints.control, endpoints.pubsub):
+            prepare_ipc(endpoint)
+    except (PidfileError, EndpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.daemon:
+        _daemonize()
     try:
         if pidfile is not None and pidfile.create(os.getpid()):
             log.warning("replaced stale pidfile %s", pidfile.path)
@@ -122,9 +126,6 @@ async def _serve(config: Config) -> int:
             os.getpid(),
             config.path,
             names,
-        )
-        log.info(
-            "control endpoint %s, events %s", arbiter.endpoints.control, arbiter.endpoints.pubsub
         )
         try:
             await arbiter.run()

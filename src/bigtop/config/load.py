@@ -477,7 +477,16 @@ def _load_watcher(
     if len(found.errors) > before:
         return None
     flapping_config = None
-    if flapping.pop("enabled", False) or any(k.startswith("flapping.") for k in options):
+    enabled = flapping.pop("enabled", False) or any(k.startswith("flapping.") for k in options)
+    active = options.get("flapping.active")
+    if active is not None:
+        try:
+            enabled = coerce.to_bool(active.value)
+        except coerce.CoercionError as exc:
+            found.add(f"expected {exc.expected}", active, section=section,
+                      option="flapping.active", value=active.value)  # fmt: skip
+            return None
+    if enabled:
         flapping_config = FlappingConfig(**flapping)
     return WatcherConfig(
         name=name,

@@ -55,7 +55,7 @@ def child_environment(config: WatcherConfig, context: SpawnContext) -> dict[str,
     env: dict[str, str] = dict(context.environ) if config.copy_env else {}
     env.update(context.env_file)
     env.update(config.env)
-    if config.copy_path and context.python_path:
+    if config.copy_path and context.python_path and "PYTHONPATH" not in config.env:
         env["PYTHONPATH"] = ":".join(context.python_path)
     if config.virtualenv:
         venv_bin = f"{config.virtualenv.rstrip('/')}/bin"

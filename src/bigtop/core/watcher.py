@@ -370,6 +370,8 @@ class WatcherCore:
         respawn = should_respawn(config.respawn, status, config.success_exit_codes)
         reason = status.describe()
         delay: float | None = None
+        if self.flapping is not None and uptime >= config.backoff.reset:
+            self.flapping.stable()  # a stable run earns back the flapping retries
         if respawn:
             slot.failures = failures_after(slot.failures, uptime, config.backoff)
             delay = next_delay(slot.failures, config.backoff)

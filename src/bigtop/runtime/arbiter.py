@@ -25,7 +25,7 @@ from bigtop.config.load import load_config
 from bigtop.config.model import Config, WatcherConfig
 from bigtop.control.endpoints import Endpoints, resolve
 from bigtop.control.server import ControlServer
-from bigtop.errors import ConfigError
+from bigtop.errors import ConfigError, ConfigProblem
 from bigtop.protocol.errors import CommandError
 from bigtop.runtime import proctree
 from bigtop.runtime.controller import Controller
@@ -98,11 +98,8 @@ class Arbiter:
         return self.watchers.get(name.lower())
 
     def by_priority(self, descending: bool) -> list[list[Watcher]]:
-        ordered = sorted(
-            self.watchers.values(),
-            key=lambda w: (w.config.priority, w.name),
-            reverse=descending,
-        )
+        sign = -1 if descending else 1  # names stay alphabetical either way, as in Circus
+        ordered = sorted(self.watchers.values(), key=lambda w: (sign * w.config.priority, w.name))
         return [list(group) for _, group in groupby(ordered, key=lambda w: w.config.priority)]
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -127,6 +124,9 @@ class Arbiter:
         if self.server is not None:
             self.server.bind()
             self.server.start()
+            log.info(
+                "listening: control %s, events %s", self.endpoints.control, self.endpoints.pubsub
+            )
         self._install_signals()
         if self.adopt_orphans:
             self._was_subreaper = proctree.is_subreaper()
@@ -264,7 +264,7 @@ class Arbiter:
             raise CommandError(str(exc)) from None
         problems = check_hooks(new)
         if problems:
-            raise CommandError("; ".join(problems))
+            raise CommandError("; ".join(str(p) for p in problems))
         steps = plan(self.config, new)
         new_by_name = {w.name.lower(): w for w in new.watchers}
         for step in steps:
@@ -322,14 +322,24 @@ class Arbiter:
         self._schedule_sweep()
 
 
-def check_hooks(config: Config) -> list[str]:
-    """Import every watcher's hooks now; one message per failure."""
+def check_hooks(config: Config) -> list[ConfigProblem]:
+    """Import every watcher's hooks now; one problem per hook that cannot be imported."""
     problems = []
     for watcher in config.watchers:
-        try:
-            resolve_hooks(watcher)
-        except HookError as exc:
-            problems.append(f"[watcher:{watcher.name}] hooks: {exc}")
+        for name, hook in watcher.hooks.items():
+            try:
+                resolve_hooks(msgspec.structs.replace(watcher, hooks={name: hook}))
+            except HookError as exc:
+                problems.append(
+                    ConfigProblem(
+                        str(exc),
+                        file=watcher.source or None,
+                        section=f"watcher:{watcher.name}",
+                        option=f"hooks.{name}",
+                        value=hook.target,
+                        severity="warning",
+                    )
+                )
     return problems
 
 

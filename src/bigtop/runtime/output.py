@@ -13,6 +13,7 @@ import importlib
 import os
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
@@ -91,22 +92,24 @@ class FileSink:
 
     def write_line(self, name: str, pid: int, stream: str, line: bytes) -> None:
         data = _prefix(self.time_format, name, pid) + line + b"\n"
-        if self.max_bytes and self.file.tell() + len(data) > self.max_bytes:
+        if (
+            self.max_bytes
+            and self.backup_count > 0
+            and self.file.tell() + len(data) > self.max_bytes
+        ):
             self._rotate()
         self.file.write(data)
         self.file.flush()
 
     def _rotate(self) -> None:
+        """f -> f.1 -> f.2 ... (only with backup_count > 0; otherwise Circus keeps appending)."""
         self.file.close()
-        if self.backup_count > 0:
-            for index in range(self.backup_count - 1, 0, -1):
-                source = f"{self.filename}.{index}"
-                if os.path.exists(source):
-                    os.replace(source, f"{self.filename}.{index + 1}")
-            os.replace(self.filename, f"{self.filename}.1")
-            self.file = open(self.filename, "ab")
-        else:
-            self.file = open(self.filename, "wb")
+        for index in range(self.backup_count - 1, 0, -1):
+            source = f"{self.filename}.{index}"
+            if os.path.exists(source):
+                os.replace(source, f"{self.filename}.{index + 1}")
+        os.replace(self.filename, f"{self.filename}.1")
+        self.file = open(self.filename, "ab")
 
     def close(self) -> None:
         self.file.close()
@@ -142,7 +145,9 @@ def make_sink(config: StreamConfig) -> Sink:
     if name in ("FileStream", "WatchedFileStream", "TimedRotatingFileStream"):
         filename = options.get("filename")
         if not filename:
-            raise ValueError(f"{name} needs a filename (stdout_stream.filename = /path/to/log)")
+            # Circus writes to a temporary file when no filename is given.
+            handle, filename = tempfile.mkstemp(prefix="bigtop-", suffix=".log")
+            os.close(handle)
         return FileSink(
             filename,
             int(options.get("max_bytes") or 0),

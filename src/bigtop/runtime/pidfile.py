@@ -13,18 +13,22 @@ class Pidfile:
         self.path = os.path.abspath(path)
         self.pid: int | None = None
 
+    def check(self) -> bool:
+        """Raise if the file names a live process; True when it names a dead one."""
+        old = self.read()
+        if old is None or old == os.getpid():
+            return False
+        if _alive(old):
+            raise PidfileError(
+                f"pidfile {self.path} names process {old}, which is running: is another "
+                "bigtop already running with this config? Stop it first, or use another "
+                "pidfile."
+            )
+        return True
+
     def create(self, pid: int) -> bool:
         """Write the file; True when a stale one (dead process) was replaced."""
-        stale = False
-        old = self.read()
-        if old is not None and old != pid:
-            if _alive(old):
-                raise PidfileError(
-                    f"pidfile {self.path} names process {old}, which is running: is another "
-                    "bigtop already running with this config? Stop it first, or use another "
-                    "pidfile."
-                )
-            stale = True
+        stale = self.check()
         directory = os.path.dirname(self.path)
         try:
             os.makedirs(directory, exist_ok=True)

@@ -124,6 +124,17 @@ def _denied(plan: SpawnPlan, exc: PermissionError) -> str:
     where = shutil.which(program, path=plan.env.get("PATH", os.defpath)) or program
     if os.path.isdir(where):
         return f"{where!r} is a directory, not a program"
+    if plan.uid or plan.gid:
+        if os.geteuid() != 0:
+            return (
+                f"cannot switch to user {plan.uid or '-'} / group {plan.gid or '-'}: bigtop "
+                "runs unprivileged; run it as root or drop uid/gid"
+            )
+        if os.access(where, os.X_OK):
+            return (
+                f"user {plan.uid} cannot run {where!r}: it (or a directory above it) is not "
+                "readable and executable for that user"
+            )
     return f"permission denied running {where!r}: is it executable (chmod +x) and readable?"
 
 

@@ -145,12 +145,17 @@ class Watcher:
         if not self.is_stopped():
             self.hooks.run("before_stop", self, self.services.arbiter)
             self.feed(Stop())
+        elif self.core.retry_at is not None:
+            self.feed(Stop())  # cancels the retry planned after flapping
         await self._stopped.wait()
 
     def scale(self, numprocesses: int) -> None:
         self.feed(Scale(numprocesses))
 
     def reload(self) -> None:
+        if self.is_stopped():
+            self.start()
+            return
         if self.config.send_hup and not self.is_stopped():
             for pid in self.pids:
                 self._send(pid, signal.SIGHUP)
@@ -269,6 +274,13 @@ class Watcher:
 
     # ---- spawning -----------------------------------------------------------------------
     def _spawn(self, wid: int) -> None:
+        try:
+            self._try_spawn(wid)
+        except Exception as exc:  # the core must hear back about every spawn it asked for
+            log.exception("watcher %r: spawning process %d failed", self.name, wid)
+            self.feed(SpawnFailed(wid, f"cannot start process {wid}: {exc}"))
+
+    def _try_spawn(self, wid: int) -> None:
         if not self.hooks.run("before_spawn", self, self.services.arbiter):
             # bigtop: skip this spawn (it counts as a failure), don't stop the watcher.
             self.feed(SpawnFailed(wid, "before_spawn hook returned false"))
