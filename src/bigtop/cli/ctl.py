@@ -377,6 +377,17 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool = False) 
     parser.add_argument(
         "-c", "--config", default=default, help="take the endpoints from this config file"
     )
+    parser.add_argument(
+        "--curve-client-key",
+        default=default,
+        help="your secret certificate (NAME.key_secret) for a CURVE endpoint "
+        "(or $BIGTOP_CURVE_CLIENT_KEY)",
+    )
+    parser.add_argument(
+        "--curve-server-key",
+        default=default,
+        help="the daemon's public certificate (NAME.key) (or $BIGTOP_CURVE_SERVER_KEY)",
+    )
 
 
 def add_parsers(commands: Any) -> None:
@@ -429,9 +440,16 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    from bigtop.control.curve import CurveKeyError, client_keys_from_env
+
     endpoint = control_endpoint(args)
     try:
-        with Client(endpoint, timeout=args.timeout) as client:
+        curve = client_keys_from_env(args.curve_client_key, args.curve_server_key)
+    except CurveKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with Client(endpoint, timeout=args.timeout, curve=curve) as client:
             reply = client.send(spec.name, message)
     except CallTimeout as exc:
         print(f"Timed out.\n{exc}", file=sys.stderr)

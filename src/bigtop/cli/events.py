@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -53,10 +54,19 @@ def format_event(topic: str, message: dict[str, Any]) -> str:
 def handle(args: argparse.Namespace) -> int:
     import zmq
 
+    from bigtop.control.curve import CurveKeyError, client_keys_from_env, secure_client_socket
+
     endpoint = pubsub_endpoint(args)
+    try:
+        curve = client_keys_from_env(args.curve_client_key, args.curve_server_key)
+    except CurveKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        secure_client_socket(sub, curve)
     sub.connect(endpoint)
     for topic in args.topics or [""]:
         sub.setsockopt(zmq.SUBSCRIBE, topic.encode())

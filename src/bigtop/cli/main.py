@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from bigtop import __version__
-from bigtop.cli import check, ctl, events, run
+from bigtop.cli import check, ctl, events, keygen, run
 
 DESCRIPTION = """\
 bigtop runs and watches processes: N copies of each command, restarted when they die,
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(commands)
     ctl.add_parsers(commands)
     events.add_parser(commands)
+    keygen.add_parser(commands)
     return parser
 
 

@@ -16,6 +16,7 @@ from bigtop import __version__
 from bigtop.cli.check import gather
 from bigtop.config.load import load_config
 from bigtop.config.model import Config
+from bigtop.control.curve import CurveKeyError
 from bigtop.control.endpoints import EndpointError, is_public_tcp, prepare_ipc, resolve
 from bigtop.errors import ConfigError, PidfileError
 from bigtop.runtime.arbiter import Arbiter
@@ -49,6 +50,11 @@ def add_parser(commands: Any) -> None:
         help="'-' for stdout, a file path, or syslog://host:port?facility (overrides [circus])",
     )
     parser.add_argument("--logger-config", help="a logging .ini or .json file (overrides [circus])")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a TCP endpoint reachable from other hosts without CURVE keys",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -67,10 +73,11 @@ def handle(args: argparse.Namespace) -> int:
     circus = config.circus
     endpoints = resolve(circus.endpoint, circus.pubsub_endpoint, circus.stats_endpoint)
     public = [e for e in (endpoints.control, endpoints.pubsub) if is_public_tcp(e)]
-    if public and not args.insecure:
+    if public and not args.insecure and not circus.curve_secret_key:
         print(
             f"error: {', '.join(public)} can be reached from other hosts, and nothing would "
-            "authenticate clients. Bind to 127.0.0.1 or an ipc:// endpoint, or pass "
+            "authenticate clients. Bind to 127.0.0.1 or an ipc:// endpoint, set up CURVE keys "
+            "(bigtop keygen; [circus] curve_secret_key and curve_authorized_keys), or pass "
             "--insecure if that is really what you want.",
             file=sys.stderr,
         )
@@ -118,7 +125,11 @@ def handle(args: argparse.Namespace) -> int:
 async def _serve(config: Config) -> int:
     """Run the arbiter; `restart` (without a watcher) runs a fresh one from the file."""
     while True:
-        arbiter = Arbiter(config)
+        try:
+            arbiter = Arbiter(config)
+        except CurveKeyError as exc:
+            log.error("%s", exc)
+            return 1
         names = ", ".join(w.name for w in config.watchers) or "no watchers"
         log.info(
             "bigtop %s started (pid %d) with %s: %s",
@@ -129,7 +140,7 @@ async def _serve(config: Config) -> int:
         )
         try:
             await arbiter.run()
-        except (EndpointError, zmq.ZMQError) as exc:
+        except (EndpointError, CurveKeyError, zmq.ZMQError) as exc:
             log.error("%s", exc)
             return 1
         if not arbiter.restart_requested:

@@ -116,6 +116,8 @@ FLAPPING_OPTIONS: dict[str, Coercer] = {
 CIRCUS_OPTIONS: dict[str, Coercer] = {
     "endpoint": _optional_text,
     "endpoint_owner": _optional_text,
+    "curve_secret_key": _optional_text,
+    "curve_authorized_keys": _optional_text,
     "pubsub_endpoint": _optional_text,
     "stats_endpoint": _optional_text,
     "statsd": coerce.to_bool,

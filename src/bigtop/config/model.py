@@ -107,6 +107,8 @@ class WatcherConfig(Frozen, frozen=True, kw_only=True):
 class ArbiterConfig(Frozen, frozen=True, kw_only=True):
     endpoint: str | None = None  # bigtop: None = an ipc socket in the per-user runtime dir
     endpoint_owner: str | None = None
+    curve_secret_key: str | None = None  # bigtop: the server's secret certificate file
+    curve_authorized_keys: str | None = None  # bigtop: a directory of clients' public certs
     pubsub_endpoint: str | None = None
     stats_endpoint: str | None = None
     statsd: bool = False

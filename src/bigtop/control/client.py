@@ -18,6 +18,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from bigtop.control.curve import ClientKeys, secure_client_socket
 from bigtop.control.endpoints import default_endpoints
 from bigtop.errors import BigtopError
 from bigtop.protocol.codec import encode
@@ -63,12 +64,19 @@ def _decode(frame: bytes) -> dict[str, Any] | None:
 class Client:
     """A blocking client (a ZMQ DEALER), for scripts and the CLI."""
 
-    def __init__(self, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        curve: ClientKeys | None = None,
+    ) -> None:
         self.endpoint = endpoint or default_endpoints().control
         self.timeout = timeout
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            secure_client_socket(self._socket, curve)
         self._socket.connect(self.endpoint)
 
     def call(self, command: str, **properties: Any) -> dict[str, Any]:
@@ -111,12 +119,19 @@ class Client:
 class AsyncClient:
     """The same, for asyncio code (plugins, tests, the web dashboard)."""
 
-    def __init__(self, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        curve: ClientKeys | None = None,
+    ) -> None:
         self.endpoint = endpoint or default_endpoints().control
         self.timeout = timeout
         self._context = zmq.asyncio.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            secure_client_socket(self._socket, curve)
         self._socket.connect(self.endpoint)
 
     async def call(self, command: str, **properties: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from bigtop.control.curve import ServerKeys, secure_server_socket, start_authenticator
 from bigtop.control.endpoints import Endpoints, prepare_ipc, remove_ipc, restrict_ipc
 from bigtop.protocol.codec import (
     MAX_REQUEST_BYTES,
@@ -33,14 +34,24 @@ from bigtop.runtime.controller import Controller
 log = logging.getLogger("bigtop.control")
 
 
+def _bound(sock: zmq.asyncio.Socket, asked: str) -> str:
+    if not asked.startswith("tcp://"):
+        return asked
+    last = sock.getsockopt(zmq.LAST_ENDPOINT)
+    return last.decode() if isinstance(last, bytes) else str(last)
+
+
 class ControlServer:
     def __init__(
         self,
         controller: Controller,
         endpoints: Endpoints,
         endpoint_owner: str | None = None,
+        curve: ServerKeys | None = None,
     ) -> None:
         self.controller = controller
+        self.curve = curve
+        self._authenticator: Any = None
         self.endpoints = endpoints
         self.endpoint_owner = endpoint_owner
         self.context = zmq.asyncio.Context()
@@ -53,16 +64,26 @@ class ControlServer:
         """Bind both endpoints (raises EndpointError / zmq.ZMQError with the endpoint named)."""
         for endpoint in (self.endpoints.control, self.endpoints.pubsub):
             prepare_ipc(endpoint)
+        if self.curve is not None:
+            self._authenticator = start_authenticator(self.context, self.curve)
         self.pub = self._bind(zmq.PUB, self.endpoints.pubsub)
         self.pub.setsockopt(zmq.SNDHWM, 10_000)
         self.router = self._bind(zmq.ROUTER, self.endpoints.control)
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES * 4)
+        # An ephemeral TCP port ("tcp://127.0.0.1:*") is known only now: report the real one.
+        self.endpoints = Endpoints(
+            control=_bound(self.router, self.endpoints.control),
+            pubsub=_bound(self.pub, self.endpoints.pubsub),
+            stats=self.endpoints.stats,
+        )
         restrict_ipc(self.endpoints.control, self.endpoint_owner)
         restrict_ipc(self.endpoints.pubsub, self.endpoint_owner)
 
     def _bind(self, kind: int, endpoint: str) -> zmq.asyncio.Socket:
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            secure_server_socket(sock, self.curve)
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
@@ -85,6 +106,8 @@ class ControlServer:
         for sock in (self.router, self.pub):
             if sock is not None:
                 sock.close(linger=0)
+        if self._authenticator is not None:
+            self._authenticator.stop()
         self.context.term()
         for endpoint in (self.endpoints.control, self.endpoints.pubsub):
             remove_ipc(endpoint)

@@ -23,6 +23,7 @@ import msgspec
 from bigtop.config.diff import plan
 from bigtop.config.load import load_config
 from bigtop.config.model import Config, WatcherConfig
+from bigtop.control.curve import server_keys
 from bigtop.control.endpoints import Endpoints, resolve
 from bigtop.control.server import ControlServer
 from bigtop.errors import ConfigError, ConfigProblem
@@ -58,7 +59,15 @@ class Arbiter:
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
-            self.server = ControlServer(self.controller, self.endpoints, circus.endpoint_owner)
+            curve = None
+            if circus.curve_secret_key:
+                curve = server_keys(
+                    circus.curve_secret_key,
+                    circus.curve_authorized_keys or os.path.dirname(circus.curve_secret_key),
+                )
+            self.server = ControlServer(
+                self.controller, self.endpoints, circus.endpoint_owner, curve
+            )
         self.loop = asyncio.get_running_loop()
         self.reaper = Reaper(self.loop)
         self.subscribers: list[Subscriber] = []
@@ -123,6 +132,7 @@ class Arbiter:
         """Start everything, serve signals until asked to quit, stop everything."""
         if self.server is not None:
             self.server.bind()
+            self.endpoints = self.server.endpoints
             self.server.start()
             log.info(
                 "listening: control %s, events %s", self.endpoints.control, self.endpoints.pubsub
