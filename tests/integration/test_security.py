@@ -44,7 +44,8 @@ async def test_another_user_cannot_reach_the_default_endpoints(daemon, tmp_path)
             "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('denied')\n"
             "else:\n    print('connected')\n"
         )
-        result = subprocess.run(
+        result = await asyncio.to_thread(
+            subprocess.run,
             [SYSTEM_PYTHON, "-c", probe, str(socket_path)],
             user="nobody",
             capture_output=True,
@@ -55,7 +56,8 @@ async def test_another_user_cannot_reach_the_default_endpoints(daemon, tmp_path)
         assert result.stdout.strip() == "denied", result.stderr
         # Even with the directory opened up, the socket's own mode keeps others out.
         (base / "bigtop").chmod(0o755)
-        result = subprocess.run(
+        result = await asyncio.to_thread(
+            subprocess.run,
             [SYSTEM_PYTHON, "-c", probe, str(socket_path)],
             user="nobody",
             capture_output=True,
