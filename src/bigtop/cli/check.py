@@ -6,15 +6,13 @@ import argparse
 import json
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
+if TYPE_CHECKING:
+    from bigtop.config.model import Config, WatcherConfig
+    from bigtop.errors import ConfigProblem
 
-from bigtop.config.coerce import signal_name
-from bigtop.config.load import check_config
-from bigtop.config.machine import machine_problems
-from bigtop.config.model import Config, WatcherConfig
-from bigtop.errors import ConfigProblem
+# Heavy modules are imported inside the functions: the CLI starts fast for other commands.
 
 
 def add_parser(commands: Any) -> None:
@@ -42,6 +40,9 @@ def add_parser(commands: Any) -> None:
 
 def gather(path: str, strict: bool) -> tuple[Config | None, list[ConfigProblem]]:
     """The model and every problem; machine problems become errors when `strict`."""
+    from bigtop.config.load import check_config
+    from bigtop.config.machine import machine_problems
+    from bigtop.errors import ConfigProblem
     from bigtop.runtime.arbiter import check_hooks
 
     config, problems = check_config(path)
@@ -84,6 +85,8 @@ def problem_json(problem: ConfigProblem) -> dict[str, Any]:
 
 
 def describe(config: Config) -> str:
+    from bigtop.config.coerce import signal_name
+
     lines = [f"{config.path}: OK ({', '.join(config.files)})", ""]
     for watcher in sorted(config.watchers, key=lambda w: (-w.priority, w.name)):
         command = watcher.cmd + (f" {watcher.args}" if watcher.args else "")
@@ -113,6 +116,8 @@ def describe(config: Config) -> str:
 
 
 def config_json(config: Config) -> dict[str, Any]:
+    import msgspec
+
     circus = msgspec.to_builtins(config.circus)
     circus.update(circus.pop("options"))
     return {
@@ -125,6 +130,8 @@ def config_json(config: Config) -> dict[str, Any]:
 
 def watcher_json(watcher: WatcherConfig) -> dict[str, Any]:
     """A watcher keyed by Circus's option names (free-form options at the top level)."""
+    import msgspec
+
     data: dict[str, Any] = msgspec.to_builtins(watcher)
     for key in ("backoff", "flapping", "hooks", "rlimits", "options", "source"):
         data.pop(key)

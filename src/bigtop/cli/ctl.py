@@ -430,6 +430,24 @@ def control_endpoint(args: argparse.Namespace) -> str:
     return default_endpoints().control
 
 
+def curve_keys(args: argparse.Namespace) -> Any:
+    """Client CURVE keys from the options or the environment (imported only when used)."""
+    wanted = (
+        args.curve_client_key
+        or args.curve_server_key
+        or os.environ.get("BIGTOP_CURVE_CLIENT_KEY")
+        or os.environ.get("BIGTOP_CURVE_SERVER_KEY")
+    )
+    if not wanted:
+        return None
+    from bigtop.control.curve import CurveKeyError, client_keys_from_env
+
+    try:
+        return client_keys_from_env(args.curve_client_key, args.curve_server_key)
+    except CurveKeyError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def run_command(args: argparse.Namespace) -> int:
     from bigtop.control.client import CallTimeout, Client
 
@@ -440,12 +458,10 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    from bigtop.control.curve import CurveKeyError, client_keys_from_env
-
     endpoint = control_endpoint(args)
     try:
-        curve = client_keys_from_env(args.curve_client_key, args.curve_server_key)
-    except CurveKeyError as exc:
+        curve = curve_keys(args)
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from bigtop.cli.ctl import add_global_options, config_endpoints
+from bigtop.cli.ctl import add_global_options, config_endpoints, curve_keys
 
 
 def add_parser(commands: Any) -> None:
@@ -54,18 +54,18 @@ def format_event(topic: str, message: dict[str, Any]) -> str:
 def handle(args: argparse.Namespace) -> int:
     import zmq
 
-    from bigtop.control.curve import CurveKeyError, client_keys_from_env, secure_client_socket
-
     endpoint = pubsub_endpoint(args)
     try:
-        curve = client_keys_from_env(args.curve_client_key, args.curve_server_key)
-    except CurveKeyError as exc:
+        curve = curve_keys(args)
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     if curve is not None:
+        from bigtop.control.curve import secure_client_socket
+
         secure_client_socket(sub, curve)
     sub.connect(endpoint)
     for topic in args.topics or [""]:

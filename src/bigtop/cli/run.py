@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import zmq
+if TYPE_CHECKING:
+    from bigtop.config.model import Config
 
-from bigtop import __version__
-from bigtop.cli.check import gather
-from bigtop.config.load import load_config
-from bigtop.config.model import Config
-from bigtop.control.curve import CurveKeyError
-from bigtop.control.endpoints import EndpointError, is_public_tcp, prepare_ipc, resolve
-from bigtop.errors import ConfigError, PidfileError
-from bigtop.runtime.arbiter import Arbiter
-from bigtop.runtime.logsetup import setup_logging
-from bigtop.runtime.pidfile import Pidfile
+# The daemon's modules are imported when `run` runs, not when the CLI starts, so that
+# `bigtop status` does not pay for asyncio, psutil and the whole runtime.
 
 log = logging.getLogger("bigtop")
 
@@ -59,6 +50,15 @@ def add_parser(commands: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    import asyncio
+    import gc
+
+    from bigtop.cli.check import gather
+    from bigtop.control.endpoints import EndpointError, is_public_tcp, prepare_ipc, resolve
+    from bigtop.errors import PidfileError
+    from bigtop.runtime.logsetup import setup_logging
+    from bigtop.runtime.pidfile import Pidfile
+
     config, problems = gather(args.config, strict=True)
     errors = [p for p in problems if p.severity == "error"]
     for problem in problems:
@@ -124,6 +124,15 @@ def handle(args: argparse.Namespace) -> int:
 
 async def _serve(config: Config) -> int:
     """Run the arbiter; `restart` (without a watcher) runs a fresh one from the file."""
+    import zmq
+
+    from bigtop import __version__
+    from bigtop.config.load import load_config
+    from bigtop.control.curve import CurveKeyError
+    from bigtop.control.endpoints import EndpointError
+    from bigtop.errors import ConfigError
+    from bigtop.runtime.arbiter import Arbiter
+
     while True:
         try:
             arbiter = Arbiter(config)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
-import zmq.asyncio
 
-from bigtop.control.curve import ClientKeys, secure_client_socket
 from bigtop.control.endpoints import default_endpoints
+
+if TYPE_CHECKING:
+    from bigtop.control.curve import ClientKeys
 from bigtop.errors import BigtopError
 from bigtop.protocol.codec import encode
 
@@ -76,6 +77,8 @@ class Client:
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         if curve is not None:
+            from bigtop.control.curve import secure_client_socket
+
             secure_client_socket(self._socket, curve)
         self._socket.connect(self.endpoint)
 
@@ -127,10 +130,14 @@ class AsyncClient:
     ) -> None:
         self.endpoint = endpoint or default_endpoints().control
         self.timeout = timeout
+        import zmq.asyncio  # only asyncio users pay for it
+
         self._context = zmq.asyncio.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         if curve is not None:
+            from bigtop.control.curve import secure_client_socket
+
             secure_client_socket(self._socket, curve)
         self._socket.connect(self.endpoint)
 
