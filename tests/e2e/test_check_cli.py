@@ -183,6 +183,8 @@ def test_json_shape_and_circus_option_names(tmp_path: Path) -> None:
     assert document["circus"] == {
         "endpoint": None,
         "endpoint_owner": None,
+        "curve_secret_key": None,
+        "curve_authorized_keys": None,
         "pubsub_endpoint": None,
         "stats_endpoint": None,
         "statsd": False,
