@@ -8,12 +8,10 @@ coloured on a terminal, or the raw reply with --json.
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from bigtop.config.coerce import CoercionError, to_bool, to_signal
@@ -23,15 +21,29 @@ Render = Callable[[dict[str, Any], argparse.Namespace], str]
 STATUS_COLOURS = {"active": "32", "stopped": "31", "starting": "33", "stopping": "33"}
 
 
-@dataclass(frozen=True)
 class Spec:
-    name: str
-    help: str
-    arguments: Callable[[argparse.ArgumentParser], object] = lambda parser: None
-    message: Message = lambda args: {}
-    render: Render = lambda reply, args: "ok"
-    description: str = ""
-    aliases: tuple[str, ...] = field(default=())
+    """One control command: its arguments, its request and how its reply is shown.
+
+    A plain class, not a dataclass: the CLI's start-up time matters (`bigtop status`).
+    """
+
+    __slots__ = ("arguments", "description", "help", "message", "name", "render")
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        arguments: Callable[[argparse.ArgumentParser], object] = lambda parser: None,
+        message: Message = lambda args: {},
+        render: Render = lambda reply, args: "ok",
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.help = help
+        self.arguments = arguments
+        self.message = message
+        self.render = render
+        self.description = description
 
 
 # ---- argument helpers ---------------------------------------------------------------------
@@ -403,6 +415,8 @@ def add_parsers(commands: Any) -> None:
 
 
 def config_endpoints(path: str) -> dict[str, str]:
+    import configparser
+
     parser = configparser.RawConfigParser(strict=False)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:

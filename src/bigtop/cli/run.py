@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,6 @@ if TYPE_CHECKING:
 # The daemon's modules are imported when `run` runs, not when the CLI starts, so that
 # `bigtop status` does not pay for asyncio, psutil and the whole runtime.
 
-log = logging.getLogger("bigtop")
 
 
 def add_parser(commands: Any) -> None:
@@ -52,6 +50,9 @@ def add_parser(commands: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     import asyncio
     import gc
+    import logging
+
+    log = logging.getLogger("bigtop")
 
     from bigtop.cli.check import gather
     from bigtop.control.endpoints import EndpointError, is_public_tcp, prepare_ipc, resolve
@@ -124,6 +125,8 @@ def handle(args: argparse.Namespace) -> int:
 
 async def _serve(config: Config) -> int:
     """Run the arbiter; `restart` (without a watcher) runs a fresh one from the file."""
+    import logging
+
     import zmq
 
     from bigtop import __version__
@@ -133,6 +136,7 @@ async def _serve(config: Config) -> int:
     from bigtop.errors import ConfigError
     from bigtop.runtime.arbiter import Arbiter
 
+    log = logging.getLogger("bigtop")
     while True:
         try:
             arbiter = Arbiter(config)

@@ -9,13 +9,11 @@ is refused unless the operator explicitly accepts an unauthenticated one (--inse
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import pwd
 import socket
 import stat
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 from bigtop.errors import BigtopError
 
@@ -142,6 +140,9 @@ def is_public_tcp(endpoint: str) -> bool:
     """A TCP endpoint other hosts could reach (not loopback)."""
     if not endpoint.startswith("tcp://"):
         return False
+    import ipaddress
+    from urllib.parse import urlparse
+
     host = urlparse(endpoint.replace("tcp://", "http://", 1)).hostname or ""
     if host in ("localhost",):
         return False
