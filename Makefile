@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test check fmt clean venv
+.PHONY: run test check fmt clean venv bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,7 @@ fmt: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks beside Circus and Supervisor (throw-away venvs in /tmp/peers); writes docs/benchmarks.md
+bench:
+	$(PYTHON) bench/bench.py $(BENCH_ARGS)
