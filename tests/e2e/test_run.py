@@ -80,8 +80,12 @@ def run_daemon(tmp_path: Path) -> Iterator:
     for daemon in started:
         if daemon.process.poll() is None:
             daemon.children()
-            daemon.process.kill()
-            daemon.process.wait()
+            daemon.process.terminate()
+            try:
+                daemon.process.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.process.kill()
+                daemon.process.wait()
         daemon.sink.close()
         for pid in daemon.seen:
             if alive(pid):

@@ -1,0 +1,139 @@
+"""`bigtop <command>` against a real daemon: endpoint precedence, output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.test_run import isolated_endpoints, run_daemon  # noqa: F401 - fixture
+from tests.helpers import PYTHON, alive, wait_until
+
+SLEEP = f"{PYTHON} -c 'import time; time.sleep(3600)'"
+
+
+def bigtop(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bigtop", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_endpoint_precedence_and_plain_output(run_daemon, tmp_path: Path) -> None:
+    daemon = run_daemon(
+        f"""
+        [watcher:web]
+        cmd = {SLEEP} cli-web
+        numprocesses = 2
+
+        [watcher:db]
+        cmd = {SLEEP} cli-db
+        """
+    )
+    daemon.wait_children(3)
+    config = tmp_path / "circus.ini"
+    endpoint = f"ipc://{tmp_path}/control.sock"
+    # -c CONFIG finds the endpoint in [circus]
+    result = bigtop("-c", str(config), "status")
+    assert (result.returncode, result.stdout) == (0, "db: active\nweb: active\n")
+    # the environment beats -c; --endpoint beats the environment
+    wrong = {"BIGTOP_ENDPOINT": f"ipc://{tmp_path}/nothing.sock"}
+    assert bigtop("-c", str(config), "--timeout", "0.3", "status", env=wrong).returncode == 1
+    result = bigtop("--endpoint", endpoint, "list", env=wrong)
+    assert (result.returncode, result.stdout) == (0, "db,web\n")
+    result = bigtop("list", env={"CIRCUSCTL_ENDPOINT": endpoint})
+    assert result.stdout == "db,web\n"
+    # options may also follow the command
+    result = bigtop("incr", "web", "--waiting", "--endpoint", endpoint)
+    assert (result.returncode, result.stdout) == (0, "3\n")
+    result = bigtop("--endpoint", endpoint, "status", "nosuch")
+    assert (result.returncode, result.stderr) == (3, "error: program nosuch not found\n")
+    result = bigtop("--endpoint", endpoint, "--json", "numwatchers")
+    reply = json.loads(result.stdout)
+    assert (reply["status"], reply["numwatchers"]) == ("ok", 2)
+    result = bigtop("--endpoint", endpoint, "get", "web", "numprocesses", "graceful_timeout")
+    assert result.stdout == "graceful_timeout: 30.0\nnumprocesses: 3\n"
+
+
+def test_no_daemon_means_exit_1_with_a_hint(tmp_path: Path) -> None:
+    result = bigtop("--endpoint", f"ipc://{tmp_path}/none.sock", "--timeout", "0.2", "status")
+    assert result.returncode == 1
+    assert "no reply from" in result.stderr and "is bigtop running" in result.stderr
+
+
+def test_events_prints_one_line_per_event(run_daemon, tmp_path: Path) -> None:
+    daemon = run_daemon(
+        f"""
+        [watcher:web]
+        cmd = {SLEEP} events
+        """
+    )
+    daemon.wait_children(1)
+    endpoint = f"ipc://{tmp_path}/control.sock"
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "bigtop", "-c", str(tmp_path / "circus.ini"), "events",
+         "--json", "--count", "3", "watcher.web."],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        # publish until the follower is connected and has seen three events
+        def done() -> bool:
+            if follower.poll() is not None:
+                return True
+            bigtop("--endpoint", endpoint, "set", "web", "graceful_timeout", "5")
+            return False
+
+        wait_until(done, timeout=20, interval=0.1, what="three events")
+        lines = follower.stdout.read().splitlines() if follower.stdout else []
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+        follower.wait()
+        if follower.stdout:
+            follower.stdout.close()
+    events = [json.loads(line) for line in lines]
+    assert len(events) == 3
+    assert {e["topic"] for e in events} == {"watcher.web.updated"}
+    assert all(isinstance(e["time"], float) for e in events)
+
+
+def test_restart_without_a_name_rereads_the_config(run_daemon, tmp_path: Path) -> None:
+    daemon = run_daemon(
+        f"""
+        [watcher:web]
+        cmd = {SLEEP} restart-web
+        """
+    )
+    [old] = daemon.wait_children(1)
+    config = tmp_path / "circus.ini"
+    config.write_text(config.read_text() + f"\n[watcher:added]\ncmd = {SLEEP} restart-added\n")
+    result = bigtop("-c", str(config), "restart")
+    assert result.returncode == 0
+    children = daemon.wait_children(2, timeout=20)
+    assert old not in children
+    wait_until(lambda: bigtop("-c", str(config), "list").stdout == "added,web\n", what="re-read")
+    assert daemon.process.poll() is None, "the same daemon process"
+    assert daemon.stop() == 0
+
+
+def test_quit_stops_the_daemon(run_daemon, tmp_path: Path) -> None:
+    daemon = run_daemon(
+        f"""
+        [watcher:web]
+        cmd = {SLEEP} quit
+        """
+    )
+    children = daemon.wait_children(1)
+    result = bigtop("-c", str(tmp_path / "circus.ini"), "quit", "--waiting")
+    assert result.returncode in (0, 1)  # the daemon may close before its reply leaves
+    assert daemon.process.wait(20) == 0
+    assert not [c for c in children if alive(c)]
