@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.test_run import isolated_endpoints, run_daemon  # noqa: F401 - fixture
 from tests.helpers import PYTHON, alive, wait_until
 
 SLEEP = f"{PYTHON} -c 'import time; time.sleep(3600)'"
