@@ -341,7 +341,7 @@ async def test_events_reach_a_subscriber(daemon) -> None:
         deadline = time.monotonic() + 5
         while (
             time.monotonic() < deadline
-            and [t for t, _ in received].count("watcher.worker.stop") < 2
+            and [t for t, _ in received].count("watcher.worker.stop") < 1
         ):
             if await sub.poll(500):
                 topic, body = await sub.recv_multipart()
@@ -354,4 +354,4 @@ async def test_events_reach_a_subscriber(daemon) -> None:
     assert topics.count("watcher.worker.kill") == 2 and topics.count("watcher.worker.reap") == 2
     reap = next(m for t, m in received if t.endswith(".reap"))
     assert set(reap) == {"process_pid", "time", "exit_code"} and reap["exit_code"] == -15
-    assert topics[1] == "watcher.worker.stop" and topics[-1] == "watcher.worker.stop"
+    assert topics.count("watcher.worker.stop") == 1 and topics[-1] == "watcher.worker.stop"

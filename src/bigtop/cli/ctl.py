@@ -490,6 +490,8 @@ def run_command(args: argparse.Namespace) -> int:
     if reply.get("status") == "error":
         print(f"error: {reply.get('reason')}", file=sys.stderr)
         return 3
+    if reply.get("warning"):
+        print(f"warning: {reply['warning']}", file=sys.stderr)
     output = spec.render(reply, args)
     if output:
         print(output)

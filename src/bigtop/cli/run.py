@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 # `bigtop status` does not pay for asyncio, psutil and the whole runtime.
 
 
-
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "run",

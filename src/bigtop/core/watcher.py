@@ -211,7 +211,7 @@ class WatcherCore:
         self.awaiting_first_spawn.clear()
         self.retiring.clear()
         self.reloading = False
-        actions: list[Action] = [Publish("stop")]
+        actions: list[Action] = []  # Circus publishes `stop` once, when the last one is gone
         for proc in sorted(self.procs.values(), key=lambda p: p.started_at):
             actions += self._stop_process(proc, now, reason, replace=False)
         return actions + self._maybe_stopped()

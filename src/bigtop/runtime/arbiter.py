@@ -305,7 +305,7 @@ class Arbiter:
                 if fresh.config.autostart:
                     await self._start_one(fresh)
         if not any(step.action == "restart-daemon" for step in steps):
-            self.config = msgspec.structs.replace(new, watchers=self.config.watchers)
+            self.config = new  # every watcher now runs the file's definition
         return {"plan": [step.as_dict() for step in steps]}
 
     # ---- signals and the safety sweep -----------------------------------------------------

@@ -172,7 +172,7 @@ class Controller:
     async def cmd_numprocesses(self, props: dict[str, Any]) -> dict[str, Any]:
         if props.get("name") is not None:
             watcher = self._watcher(props)
-            return {"numprocesses": len(watcher.core.procs), "watcher_name": watcher.name}
+            return {"numprocesses": len(watcher.core.procs), "watcher_name": props["name"]}
         return {"numprocesses": sum(len(w.core.procs) for w in self.arbiter.watchers.values())}
 
     async def cmd_listsockets(self, props: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +190,7 @@ class Controller:
         key = props.get("option")
         if key is not None:
             if key not in options:
-                raise CommandError(f"{key!r} option not found")
+                raise CommandError(f"{key!r} not an existing option")
             return {"options": {key: options[key]}}
         return {"options": options}
 
@@ -369,7 +369,7 @@ class Controller:
         if pid is not None:
             pid = _as_int(pid, "pid")
             if pid not in pids:
-                raise CommandError(f"process {pid} not found in {watcher.name!r}")
+                return _not_ours(watcher, pid)
             pids = [pid]
         for target in pids:
             if childpid is not None:
@@ -398,7 +398,7 @@ class Controller:
         if pid is not None:
             pid = _as_int(pid, "pid")
             if pid not in pids:
-                raise CommandError(f"process {pid} not found in {watcher.name!r}")
+                return _not_ours(watcher, pid)
             pids = [pid]
 
         async def kill() -> None:
@@ -459,13 +459,14 @@ class Controller:
                 }
             }
         watcher = self._watcher(props)
+        name = props["name"]  # echoed as the client wrote it, as Circus does
         process = props.get("process")
         if process is not None:
             pid = _as_int(process, "process")
             if pid not in watcher.pids:
-                raise CommandError(f"process {pid} not found in {watcher.name!r}")
+                raise CommandError(f"process {pid} not found in {name!r}")
             return {"process": pid, "info": self._process_stats(watcher, pid, extended)}
-        return {"name": watcher.name, "info": self._watcher_stats(watcher, extended)}
+        return {"name": name, "info": self._watcher_stats(watcher, extended)}
 
     def _watcher_stats(self, watcher: Watcher, extended: bool) -> dict[str, Any]:
         return {str(pid): self._process_stats(watcher, pid, extended) for pid in watcher.pids}
@@ -514,6 +515,13 @@ def watcher_options(watcher: Watcher) -> dict[str, Any]:
     values["args"] = config.args or None
     values.update(config.options)
     return values
+
+
+def _not_ours(watcher: Watcher, pid: int) -> dict[str, Any]:
+    """Circus answers ok and does nothing; bigtop says why in an extra field."""
+    message = f"process {pid} is not one of {watcher.name!r}'s processes; nothing done"
+    log.warning("%s", message)
+    return {"warning": message}
 
 
 def _required(props: dict[str, Any], key: str, kind: Any) -> Any:

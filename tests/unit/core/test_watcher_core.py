@@ -406,7 +406,6 @@ def test_stop_signals_every_process_then_kills_after_graceful_timeout() -> None:
     h.run(Start(), at=0.0)
     actions = h.feed(Stop(), at=10.0)
     assert actions == [
-        Publish("stop"),
         SendStopSignal(101, 3),
         kill(101),
         SendStopSignal(102, 3),
@@ -439,7 +438,7 @@ def test_stop_publish_order_is_circus_one() -> None:
     out = h.feed(Stop(), at=1.0)
     out += h.feed(Exited(101, sig(15)), at=1.5)
     out += h.feed(Exited(102, sig(15)), at=1.5)
-    assert publishes(out) == ["stop", "kill", "kill", "reap", "reap", "stop"]
+    assert publishes(out) == ["kill", "kill", "reap", "reap", "stop"]
 
 
 def test_stop_with_zero_graceful_timeout_at_time_zero() -> None:
@@ -472,7 +471,7 @@ def test_stop_with_a_spawn_in_flight_waits_for_its_outcome() -> None:
     h = Harness(numprocesses=2)
     h.feed(Start(), at=0.0)
     h.feed(Spawned(1, 101))
-    assert h.feed(Stop(), at=1.0) == [Publish("stop"), SendStopSignal(101, 15), kill(101)]
+    assert h.feed(Stop(), at=1.0) == [SendStopSignal(101, 15), kill(101)]
     assert h.feed(Exited(101, sig(15)), at=1.5) == [reap(101, -15)]
     assert h.status is STOPPING  # wid 2's spawn is still out
     # it turns up: stopped at once, and the watcher is stopped when it is gone
@@ -488,7 +487,7 @@ def test_stop_with_a_spawn_in_flight_waits_for_its_outcome() -> None:
 def test_stop_with_a_failed_spawn_in_flight() -> None:
     h = Harness(numprocesses=1)
     h.feed(Start(), at=0.0)
-    assert h.feed(Stop(), at=1.0) == [Publish("stop")]
+    assert h.feed(Stop(), at=1.0) == []
     assert h.status is STOPPING
     assert h.feed(SpawnFailed(1, "no such file"), at=1.0) == [
         LogMessage("error", "watcher 'web': no such file"),
@@ -729,7 +728,6 @@ def test_fatal_spawn_failed_stops_the_watcher() -> None:
     actions = h.feed(SpawnFailed(2, "before_spawn refused", fatal=True), at=1.0)
     assert actions == [
         LogMessage("error", "watcher 'web': before_spawn refused"),
-        Publish("stop"),
         SendStopSignal(101, 15),
         kill(101),
     ]
@@ -747,7 +745,6 @@ def test_fatal_spawn_failed_with_nothing_running() -> None:
     h.feed(Start(), at=0.0)
     assert h.feed(SpawnFailed(1, "refused", fatal=True)) == [
         LogMessage("error", "watcher 'web': refused"),
-        Publish("stop"),
         StopCompleted("refused"),
         Publish("stop"),
     ]
@@ -771,7 +768,6 @@ def test_flapping_stops_retries_then_gives_up() -> None:
             "warning", "watcher 'web': process 103 (wid 1) exited with code 1; restarting now"
         ),
         LogMessage("error", "watcher 'web' is flapping; stopping, next try in 7s"),
-        Publish("stop"),
         StopCompleted("flapping"),
         Publish("stop"),
     ]
@@ -807,7 +803,7 @@ def test_flapping_stops_other_processes_and_keeps_its_reason() -> None:
     h = started(2, backoff=QUICK, flapping=flapping)
     h.exit(1, code(1), at=1.0)
     actions = h.exit(1, code(1), at=2.0)
-    assert actions[-3:] == [Publish("stop"), SendStopSignal(102, 15), kill(102)]
+    assert actions[-2:] == [SendStopSignal(102, 15), kill(102)]
     assert h.status is STOPPING
     assert h.feed(Exited(102, sig(15)), at=2.5) == [
         reap(102, -15),
@@ -947,7 +943,7 @@ def test_stop_during_reload_stops_old_and_new() -> None:
     h = started(1)
     h.feed(Reload(), at=1.0)
     actions = h.feed(Stop(), at=2.0)
-    assert actions == [Publish("stop"), SendStopSignal(101, 15), kill(101)]
+    assert actions == [SendStopSignal(101, 15), kill(101)]
     # the new one turns up after the stop: stopped too
     assert h.feed(Spawned(2, 102)) == [spawn(102), SendStopSignal(102, 15), kill(102)]
     h.feed(Exited(101, sig(15)), at=3.0)
