@@ -134,6 +134,7 @@ async def _serve(config: Config) -> int:
     from bigtop.control.endpoints import EndpointError
     from bigtop.errors import ConfigError
     from bigtop.runtime.arbiter import Arbiter
+    from bigtop.runtime.sockets import SocketBindError
 
     log = logging.getLogger("bigtop")
     while True:
@@ -152,7 +153,7 @@ async def _serve(config: Config) -> int:
         )
         try:
             await arbiter.run()
-        except (EndpointError, CurveKeyError, zmq.ZMQError) as exc:
+        except (EndpointError, CurveKeyError, SocketBindError, zmq.ZMQError) as exc:
             log.error("%s", exc)
             return 1
         if not arbiter.restart_requested:

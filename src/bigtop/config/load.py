@@ -32,6 +32,7 @@ from bigtop.config.model import (
     StreamConfig,
     WatcherConfig,
 )
+from bigtop.config.sockets import SocketError, parse_socket
 from bigtop.config.substitute import env_keys, expand_shell_vars, substitute
 from bigtop.errors import ConfigError, ConfigProblem
 
@@ -365,7 +366,20 @@ def _load_sockets(raw: RawConfig, keys: Mapping[str, str], found: _Collector) ->
             )
             continue
         options = _substituted(raw, section, keys)
-        sockets[name] = SocketConfig(name=name, options={k: o.value for k, o in options.items()})
+        socket_config = SocketConfig(name=name, options={k: o.value for k, o in options.items()})
+        try:
+            parse_socket(socket_config)
+        except SocketError as exc:
+            found.add(
+                f"expected {exc.expected}",
+                options.get(exc.option),
+                section=section,
+                option=exc.option,
+                value=exc.value,
+                file=raw.sections[section].file,
+            )
+            continue
+        sockets[name] = socket_config
     return [sockets[name] for name in sorted(sockets)]
 
 

@@ -108,9 +108,7 @@ def build_plan(config: WatcherConfig, wid: int, context: SpawnContext) -> SpawnP
         argv = _split(cmd, "cmd") + _split(args, "args")
         if not argv:
             raise PlanError("cmd is empty after substitution")
-    pass_fds: tuple[int, ...] = ()
-    if config.use_sockets or context.sockets:
-        pass_fds = tuple(sorted(context.sockets.values()))
+    pass_fds = tuple(sorted(context.sockets.values()))  # the runtime gives only this one's
     stdin_fd = context.sockets.get(config.stdin_socket.lower()) if config.stdin_socket else None
     return SpawnPlan(
         watcher=config.name,

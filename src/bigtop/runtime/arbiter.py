@@ -23,6 +23,7 @@ import msgspec
 from bigtop.config.diff import plan
 from bigtop.config.load import load_config
 from bigtop.config.model import Config, WatcherConfig
+from bigtop.config.sockets import parse_socket
 from bigtop.control.curve import server_keys
 from bigtop.control.endpoints import Endpoints, resolve
 from bigtop.control.server import ControlServer
@@ -32,6 +33,9 @@ from bigtop.runtime import proctree
 from bigtop.runtime.controller import Controller
 from bigtop.runtime.hooks import HookError
 from bigtop.runtime.reaper import Reaper
+from bigtop.runtime.sockets import BoundSocket, SocketBindError, used_by
+from bigtop.runtime.sockets import bind as bind_socket
+from bigtop.runtime.sockets import close as close_socket
 from bigtop.runtime.watcher import Services, Watcher, resolve_hooks
 
 log = logging.getLogger("bigtop.arbiter")
@@ -56,6 +60,7 @@ class Arbiter:
             circus.endpoint, circus.pubsub_endpoint, circus.stats_endpoint
         )
         self.restart_requested = False
+        self.sockets: dict[str, BoundSocket] = {}
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
@@ -130,8 +135,13 @@ class Arbiter:
 
     async def run(self) -> None:
         """Start everything, serve signals until asked to quit, stop everything."""
+        self._bind_sockets()
         if self.server is not None:
-            self.server.bind()
+            try:
+                self.server.bind()
+            except BaseException:
+                self._close_sockets()
+                raise
             self.endpoints = self.server.endpoints
             self.server.start()
             log.info(
@@ -157,8 +167,27 @@ class Arbiter:
                     proctree.set_subreaper(False)
             self._remove_signals()
             self.reaper.close()
+            self._close_sockets()
             if self.server is not None:
                 await self.server.close()
+
+    def _bind_sockets(self) -> None:
+        """Bind every [socket:NAME] before any watcher starts (all or nothing)."""
+        try:
+            for config in self.config.sockets:
+                self.sockets[config.name] = bind_socket(parse_socket(config))
+        except SocketBindError:
+            self._close_sockets()
+            raise
+
+    def _close_sockets(self) -> None:
+        for bound in self.sockets.values():
+            close_socket(bound)
+        self.sockets.clear()
+
+    def socket_fds(self, watcher: WatcherConfig) -> dict[str, int]:
+        names = used_by(watcher, list(self.sockets))
+        return {name: self.sockets[name].fd for name in names}
 
     async def _kill_orphans(self) -> None:
         """Adopted descendants still running once every watcher stopped: kill and reap."""

@@ -176,7 +176,8 @@ class Controller:
         return {"numprocesses": sum(len(w.core.procs) for w in self.arbiter.watchers.values())}
 
     async def cmd_listsockets(self, props: dict[str, Any]) -> dict[str, Any]:
-        return {"sockets": []}
+        entries = [bound.describe() for bound in self.arbiter.sockets.values()]
+        return {"sockets": sorted(entries, key=lambda e: int(str(e["fd"])))}
 
     async def cmd_globaloptions(self, props: dict[str, Any]) -> dict[str, Any]:
         endpoints = self.arbiter.endpoints

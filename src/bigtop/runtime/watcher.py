@@ -338,6 +338,7 @@ class Watcher:
             python_path=tuple(p for p in sys.path if p),
             virtualenv_paths=virtualenv_paths(self.config),
             env_file=env_file,
+            sockets=self.services.arbiter.socket_fds(self.config),
         )
 
     def _open_sinks(self) -> None:
