@@ -24,6 +24,7 @@ from bigtop.config.diff import plan
 from bigtop.config.load import load_config
 from bigtop.config.model import Config, WatcherConfig
 from bigtop.config.sockets import parse_socket
+from bigtop.control import discovery
 from bigtop.control.curve import server_keys
 from bigtop.control.endpoints import Endpoints, resolve
 from bigtop.control.server import ControlServer
@@ -61,6 +62,7 @@ class Arbiter:
         )
         self.restart_requested = False
         self.sockets: dict[str, BoundSocket] = {}
+        self._discovery: asyncio.BaseTransport | None = None
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
@@ -144,6 +146,13 @@ class Arbiter:
                 raise
             self.endpoints = self.server.endpoints
             self.server.start()
+        if self.config.circus.multicast_endpoint and self.server is not None:
+            try:
+                self._discovery = await discovery.start(
+                    self.config.circus.multicast_endpoint, self.endpoints.control
+                )
+            except discovery.DiscoveryError as exc:
+                log.warning("%s; discovery is off", exc)
             log.info(
                 "listening: control %s, events %s", self.endpoints.control, self.endpoints.pubsub
             )
@@ -168,6 +177,8 @@ class Arbiter:
             self._remove_signals()
             self.reaper.close()
             self._close_sockets()
+            if self._discovery is not None:
+                self._discovery.close()
             if self.server is not None:
                 await self.server.close()
 
