@@ -102,6 +102,13 @@ WATCHER_OPTIONS: dict[str, Coercer] = {
     "max_age": _nonneg_int,
     "max_age_variance": _nonneg_int,
     "umask": coerce.to_octal,
+    "ready_check": _optional_text,
+    "ready_timeout": _positive_seconds,
+    "health_check": _optional_text,
+    "health_interval": _positive_seconds,
+    "health_threshold": lambda t: coerce.to_int(t, minimum=1),
+    "depends_on": coerce.to_name_list,
+    "reload_batch": lambda t: coerce.to_int(t, minimum=1),
 }
 BACKOFF_OPTIONS: dict[str, Coercer] = {
     "backoff_initial": _positive_seconds,
@@ -201,6 +208,7 @@ def check_config(
     flapping_defaults, plugins = _load_plugins(raw, config_keys, found)
     sockets = _load_sockets(raw, config_keys, found)
     watchers = _load_watchers(raw, env, global_env, flapping_defaults, found)
+    _check_dependencies(watchers, raw, found)
     _check_sections(raw, found)
     found.problems = _in_reading_order(found.problems, raw.files)
     if found.errors:
@@ -671,6 +679,60 @@ def _backoff(
             option="backoff_max",
         )
     return backoff
+
+
+def _check_dependencies(watchers: list[WatcherConfig], raw: RawConfig, found: _Collector) -> None:
+    """depends_on names existing watchers and has no cycle (the cycle is named)."""
+    names = {w.name.lower(): w for w in watchers}
+    for watcher in watchers:
+        for dependency in watcher.depends_on:
+            if dependency.lower() not in names:
+                found.add(
+                    f"depends on {dependency!r}, which is not a watcher of this config",
+                    file=watcher.source or None,
+                    section=f"watcher:{watcher.name}",
+                    option="depends_on",
+                    value=", ".join(watcher.depends_on),
+                )
+    cycle = find_cycle({n: [d.lower() for d in w.depends_on] for n, w in names.items()})
+    if cycle:
+        chain = " -> ".join(names[n].name for n in cycle)
+        first = names[cycle[0]]
+        found.add(
+            f"depends_on forms a cycle: {chain}; no watcher of it could ever start",
+            file=first.source or None,
+            section=f"watcher:{first.name}",
+            option="depends_on",
+        )
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a path that returns to its start, or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, []):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if state.get(nxt) is None:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if state.get(node) is None:
+            found = visit(node)
+            if found:
+                return found
+    return None
 
 
 def _check_sections(raw: RawConfig, found: _Collector) -> None:

@@ -100,6 +100,13 @@ class WatcherConfig(Frozen, frozen=True, kw_only=True):
     hooks: dict[str, HookConfig] = {}
     stdout_stream: StreamConfig | None = None
     stderr_stream: StreamConfig | None = None
+    ready_check: str | None = None  # bigtop: tcp://H:P, http://..., notify, or a command
+    ready_timeout: float = 30.0
+    health_check: str | None = None  # bigtop: tcp://H:P, http://... or a command
+    health_interval: float = 10.0
+    health_threshold: int = 3
+    depends_on: tuple[str, ...] = ()
+    reload_batch: int = 1
     options: dict[str, str] = {}  # free-form keys, kept for plugins and `options`
     source: str = ""  # the file that defined the section
 

@@ -54,6 +54,21 @@ class KillProcess:
 
 
 @dataclass(frozen=True)
+class ProcessReady:
+    """The process passed its ready_check."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Unhealthy:
+    """The process failed its health_check health_threshold times in a row."""
+
+    pid: int
+    reason: str = "unhealthy"
+
+
+@dataclass(frozen=True)
 class Reload:
     """Graceful reload: start a new set of processes, then stop the old ones."""
 
@@ -63,7 +78,19 @@ class Tick:
     """Timers may be due; the runtime feeds this at `next_wakeup()`."""
 
 
-Event = Start | Stop | Scale | Spawned | SpawnFailed | Exited | KillProcess | Reload | Tick
+Event = (
+    Start
+    | Stop
+    | Scale
+    | Spawned
+    | SpawnFailed
+    | Exited
+    | KillProcess
+    | ProcessReady
+    | Unhealthy
+    | Reload
+    | Tick
+)
 
 
 # ---- actions: what the runtime must do --------------------------------------------------
@@ -76,6 +103,13 @@ class SpawnProcess:
 class SendStopSignal:
     pid: int
     signum: int
+
+
+@dataclass(frozen=True)
+class CheckReadiness:
+    """Start probing the process's ready_check until it passes (then feed ProcessReady)."""
+
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -112,5 +146,12 @@ class LogMessage:
 
 
 Action = (
-    SpawnProcess | SendStopSignal | KillTree | StartCompleted | StopCompleted | Publish | LogMessage
+    SpawnProcess
+    | SendStopSignal
+    | KillTree
+    | CheckReadiness
+    | StartCompleted
+    | StopCompleted
+    | Publish
+    | LogMessage
 )

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from bigtop.config.model import WatcherConfig
 from bigtop.core.messages import (
     Action,
+    CheckReadiness,
     Event,
     Exited,
     KillProcess,
     KillTree,
     LogMessage,
+    ProcessReady,
     Publish,
     Reload,
     Scale,
@@ -37,6 +39,7 @@ from bigtop.core.messages import (
     Stop,
     StopCompleted,
     Tick,
+    Unhealthy,
 )
 from bigtop.core.policy import (
     ExitStatus,
@@ -67,6 +70,19 @@ class ProcessRecord:
     killed: bool = False
     replace: bool = False  # respawn its slot once it is gone (kill command, max_age)
     reason: str = ""
+    ready: bool = True  # False until its ready_check passes (when there is one)
+    ready_deadline: float | None = None
+    failed: bool = False  # stopped because it failed (not ready in time, unhealthy): backs off
+    unhealthy: bool = False
+
+    @property
+    def condition(self) -> str:
+        """What `stats` and the CLI show: starting, ready, unhealthy or stopping."""
+        if self.state is ProcessState.STOPPING:
+            return "stopping"
+        if self.unhealthy:
+            return "unhealthy"
+        return "ready" if self.ready else "starting"
 
     def __repr__(self) -> str:
         return f"<Process wid={self.wid} pid={self.pid} {self.state.name}>"
@@ -109,8 +125,10 @@ class WatcherCore:
     retry_at: float | None = None
     next_spawn_at: float = 0.0
     awaiting_first_spawn: set[int] = field(default_factory=set)
-    retiring: set[int] = field(default_factory=set)  # old pids a reload stops once replaced
+    # A rolling reload: old pids (oldest first) stopped batch by batch as new ones get ready.
+    retiring: list[int] = field(default_factory=list)
     reloading: bool = False  # a reload waits for its new processes, then publishes "reload"
+    reload_batch: set[int] = field(default_factory=set)  # wids of the batch being started
     # wids with a SpawnProcess out and no Spawned/SpawnFailed yet: they stay taken even when
     # their slot is dropped (stop, decr, reload), so a wid never names two processes.
     in_flight: set[int] = field(default_factory=set)
@@ -146,6 +164,10 @@ class WatcherCore:
                 return self._exited(pid, status, now)
             case KillProcess():
                 return self._kill_one(event, now)
+            case ProcessReady(pid=pid):
+                return self._ready(pid, now)
+            case Unhealthy(pid=pid, reason=reason):
+                return self._unhealthy(pid, reason, now)
             case Reload():
                 return self._reload(now)
             case Tick():
@@ -162,8 +184,11 @@ class WatcherCore:
                 and proc.stop_deadline is not None
             ):
                 times.append(proc.stop_deadline)
-            elif proc.state is ProcessState.RUNNING and proc.expires_at is not None:
-                times.append(proc.expires_at)
+            elif proc.state is ProcessState.RUNNING:
+                if proc.expires_at is not None:
+                    times.append(proc.expires_at)
+                if not proc.ready and proc.ready_deadline is not None:
+                    times.append(proc.ready_deadline)
         if self.status in (WatcherStatus.STARTING, WatcherStatus.ACTIVE):
             for slot in self.slots.values():
                 if slot.pid is None and not slot.pending and not slot.done:
@@ -211,6 +236,7 @@ class WatcherCore:
         self.awaiting_first_spawn.clear()
         self.retiring.clear()
         self.reloading = False
+        self.reload_batch.clear()
         actions: list[Action] = []  # Circus publishes `stop` once, when the last one is gone
         for proc in sorted(self.procs.values(), key=lambda p: p.started_at):
             actions += self._stop_process(proc, now, reason, replace=False)
@@ -286,13 +312,17 @@ class WatcherCore:
         proc = ProcessRecord(event.pid, event.wid, now, expires)
         self.procs[event.pid] = proc
         actions: list[Action] = [Publish("spawn", {"process_pid": event.pid})]
+        if self.config.ready_check:
+            proc.ready = False
+            proc.ready_deadline = now + self.config.ready_timeout
+            actions.append(CheckReadiness(event.pid))
         slot = self.slots.get(event.wid)
         if slot is None or self.status not in (WatcherStatus.STARTING, WatcherStatus.ACTIVE):
             # The slot went away while the spawn was in flight (stop, decr): undo it.
             return actions + self._stop_process(proc, now, "no longer wanted", replace=False)
         slot.pid, slot.pending = event.pid, False
         self.awaiting_first_spawn.discard(event.wid)
-        return actions + self._maybe_started() + self._maybe_retire(now)
+        return actions + self._maybe_started() + self._reload_step(now)
 
     def _spawn_failed(self, event: SpawnFailed, now: float) -> list[Action]:
         self.in_flight.discard(event.wid)
@@ -313,7 +343,7 @@ class WatcherCore:
         if event.fatal:
             return actions + self._stop(now, event.reason)
         actions += self._record_death(now)
-        return actions + self._maybe_started() + self._maybe_retire(now)
+        return actions + self._maybe_started() + self._reload_step(now)
 
     # ---- exits ------------------------------------------------------------------------
     def _exited(self, pid: int, status: ExitStatus, now: float) -> list[Action]:
@@ -416,34 +446,96 @@ class WatcherCore:
         self.awaiting_first_spawn.clear()
         self.retiring.clear()
         self.reloading = False
+        self.reload_batch.clear()
         return [StopCompleted("every process ended"), Publish("stop")]
+
+    # ---- readiness and health ----------------------------------------------------------------
+    def _ready(self, pid: int, now: float) -> list[Action]:
+        proc = self.procs.get(pid)
+        if proc is None or proc.ready or proc.state is not ProcessState.RUNNING:
+            return []
+        proc.ready, proc.ready_deadline = True, None
+        return [Publish("ready", {"process_pid": pid}), *self._reload_step(now)]
+
+    def _unhealthy(self, pid: int, reason: str, now: float) -> list[Action]:
+        proc = self.procs.get(pid)
+        if proc is None or proc.state is not ProcessState.RUNNING:
+            return []
+        proc.unhealthy = True
+        slot = self.slots.get(proc.wid)
+        replace = slot is not None and slot.pid == pid
+        actions: list[Action] = [
+            Publish("unhealthy", {"process_pid": pid}),
+            LogMessage(
+                "warning", f"watcher {self.config.name!r}: process {pid} {reason}; restarting"
+            ),
+        ]
+        actions += self._stop_process(proc, now, reason, replace=replace)
+        proc.failed = True
+        return actions
 
     # ---- reload ------------------------------------------------------------------------
     def _reload(self, now: float) -> list[Action]:
         if self.status is WatcherStatus.STOPPED:
             actions = self._start(now)  # Circus: a stopped watcher is started (and "reload")
             self.reloading = True
-            return actions + self._maybe_retire(now)
+            return actions + self._reload_step(now)
         if self.status is WatcherStatus.STOPPING:
             return []
+        running = sorted(
+            (
+                p
+                for p in self.procs.values()
+                if p.state is ProcessState.RUNNING and p.pid not in self.retiring
+            ),
+            key=lambda p: p.started_at,
+        )
+        self.retiring += [p.pid for p in running]
+        old = set(self.retiring)
+        self.slots = {w: s for w, s in self.slots.items() if s.pid is None or s.pid not in old}
         self.reloading = True
-        self.retiring |= {p.pid for p in self.procs.values() if p.state is ProcessState.RUNNING}
-        self.slots = {}
-        self._fill(now)
-        self.awaiting_first_spawn = set(self.slots)
-        return self._spawn_due(now) + self._maybe_retire(now)
+        self.reload_batch.clear()
+        return self._reload_step(now)
 
-    def _maybe_retire(self, now: float) -> list[Action]:
-        if not self.reloading or self.awaiting_first_spawn:
+    def _reload_step(self, now: float) -> list[Action]:
+        """Zero-downtime reload: start a batch (reload_batch) of new processes; once they are
+        ready, stop as many old ones (oldest first); repeat. Old processes keep serving until
+        their replacements are ready, even when a new one fails to start."""
+        if not self.reloading or self.status not in (WatcherStatus.STARTING, WatcherStatus.ACTIVE):
             return []
-        self.reloading = False
+        for wid in list(self.reload_batch):
+            slot = self.slots.get(wid)
+            if slot is None or slot.done:
+                self.reload_batch.discard(wid)
+                continue
+            proc = self.procs.get(slot.pid) if slot.pid is not None else None
+            if proc is None or not proc.ready:
+                return []  # the batch is not up yet
         actions: list[Action] = []
-        for pid in sorted(self.retiring):
+        if self.reload_batch:
+            count = len(self.reload_batch)
+            self.reload_batch.clear()
+            actions += self._retire(self.retiring[:count], now)
+            self.retiring = self.retiring[count:]
+        missing = self.numprocesses - len(self.slots)
+        if missing > 0:
+            for _ in range(min(self.config.reload_batch, missing)):
+                wid = self._free_wid()
+                self.slots[wid] = Slot(wid, ready_at=now)
+                self.reload_batch.add(wid)
+            return actions + self._spawn_due(now)
+        actions += self._retire(self.retiring, now)
+        self.retiring = []
+        self.reloading = False
+        return [*actions, Publish("reload")]
+
+    def _retire(self, pids: list[int], now: float) -> list[Action]:
+        actions: list[Action] = []
+        for pid in pids:
             proc = self.procs.get(pid)
             if proc is not None:
                 actions += self._stop_process(proc, now, "reloaded", replace=False)
-        self.retiring.clear()
-        return [*actions, Publish("reload")]
+        return actions
 
     # ---- stopping one process ---------------------------------------------------------
     def _stop_process(
@@ -483,6 +575,10 @@ class WatcherCore:
                     advance(PROCESS_TRANSITIONS, proc.state, "grace_expired")
                     proc.killed = True
                     actions += [KillTree(proc.pid), Publish("kill", {"process_pid": proc.pid})]
+            elif not proc.ready and proc.ready_deadline is not None and now >= proc.ready_deadline:
+                timeout = self.config.ready_timeout
+                reason = f"not ready within {timeout:g}s (ready_check)"
+                actions += self._unhealthy(proc.pid, reason, now)
             elif proc.expires_at is not None and now >= proc.expires_at:
                 actions += self._stop_process(proc, now, "max_age reached", replace=True)
         if self.retry_at is not None and now >= self.retry_at:

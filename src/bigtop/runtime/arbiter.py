@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from itertools import groupby
@@ -26,13 +27,14 @@ from bigtop.config.model import Config, WatcherConfig
 from bigtop.config.sockets import parse_socket
 from bigtop.control import discovery
 from bigtop.control.curve import server_keys
-from bigtop.control.endpoints import Endpoints, resolve
+from bigtop.control.endpoints import Endpoints, ipc_path, resolve
 from bigtop.control.server import ControlServer
 from bigtop.errors import ConfigError, ConfigProblem
 from bigtop.protocol.errors import CommandError
 from bigtop.runtime import proctree
 from bigtop.runtime.controller import Controller
 from bigtop.runtime.hooks import HookError
+from bigtop.runtime.probes import NotifyListener
 from bigtop.runtime.reaper import Reaper
 from bigtop.runtime.sockets import BoundSocket, SocketBindError, used_by
 from bigtop.runtime.sockets import bind as bind_socket
@@ -63,6 +65,7 @@ class Arbiter:
         self.restart_requested = False
         self.sockets: dict[str, BoundSocket] = {}
         self._discovery: asyncio.BaseTransport | None = None
+        self._notify: NotifyListener | None = None
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
@@ -177,10 +180,29 @@ class Arbiter:
             self._remove_signals()
             self.reaper.close()
             self._close_sockets()
+            if self._notify is not None:
+                self._notify.close()
+                self._notify = None
             if self._discovery is not None:
                 self._discovery.close()
             if self.server is not None:
                 await self.server.close()
+
+    def notify_socket(self) -> str:
+        """The NOTIFY_SOCKET for `ready_check = notify` watchers (made on first use)."""
+        if self._notify is None:
+            control = ipc_path(self.endpoints.control)
+            directory = os.path.dirname(control) if control else tempfile.mkdtemp(prefix="bigtop-")
+            self._notify = NotifyListener(os.path.join(directory, "notify.sock"), self._notified)
+        return self._notify.path
+
+    def _notified(self, pid: int) -> None:
+        """READY=1 from `pid` (or from a descendant of one of our processes)."""
+        for candidate in [pid, *proctree.ancestors(pid, 4)]:
+            for watcher in self.watchers.values():
+                if candidate in watcher.core.procs:
+                    watcher.mark_ready(candidate)
+                    return
 
     def _bind_sockets(self) -> None:
         """Bind every [socket:NAME] before any watcher starts (all or nothing)."""

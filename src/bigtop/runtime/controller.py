@@ -478,6 +478,7 @@ class Controller:
             record = watcher.core.procs.get(pid)
             info["started"] = watcher.spawned_at.get(pid)
             info["wid"] = record.wid if record else None
+            info["state"] = record.condition if record else "stopped"  # bigtop addition
             if extended and "extended_stats" in watcher.hooks:
                 watcher.hooks.run("extended_stats", watcher, self.arbiter, pid=pid, stats=info)
         return info

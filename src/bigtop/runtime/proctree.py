@@ -71,6 +71,17 @@ def parent_of(pid: int) -> int | None:
         return None
 
 
+def ancestors(pid: int, depth: int) -> list[int]:
+    found: list[int] = []
+    current: int | None = pid
+    for _ in range(depth):
+        current = parent_of(current) if current else None
+        if not current or current <= 1:
+            break
+        found.append(current)
+    return found
+
+
 def kill_group(pgid: int, signum: int = signal.SIGKILL) -> None:
     """Signal a process group; quiet when it is already empty."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -58,6 +58,33 @@ class Reaper:
         self._children[popen.pid] = _Child(popen, pidfd, on_exit, before_reap)
         self._loop.add_reader(pidfd, self._ready, popen.pid)
 
+    async def run(self, argv: list[str], env: dict[str, str]) -> int:
+        """Run a short helper command (a probe) to its end; its exit status.
+
+        It goes through this reaper like every other child, so the orphan reaper never
+        takes its exit status away from us."""
+        popen = subprocess.Popen(  # noqa: ASYNC220 - returns at once (vfork)
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        done: asyncio.Future[ExitStatus] = self._loop.create_future()
+
+        def finished(pid: int, status: ExitStatus) -> None:
+            if not done.done():
+                done.set_result(status)
+
+        self.watch(popen, finished)
+        try:
+            status = await done
+        except asyncio.CancelledError:
+            self.send_signal(popen.pid, signal.SIGKILL)
+            raise
+        return -status.signal if status.signal is not None else (status.code or 0)
+
     def send_signal(self, pid: int, signum: int) -> bool:
         """Signal a registered child through its pidfd; False if it is already gone."""
         child = self._children.get(pid)

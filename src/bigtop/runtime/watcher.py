@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 from bigtop.config.model import WatcherConfig
 from bigtop.core.messages import (
     Action,
+    CheckReadiness,
     Event,
     Exited,
     KillProcess,
     KillTree,
     LogMessage,
+    ProcessReady,
     Publish,
     Reload,
     Scale,
@@ -41,6 +43,7 @@ from bigtop.core.messages import (
     Stop,
     StopCompleted,
     Tick,
+    Unhealthy,
 )
 from bigtop.core.policy import ExitStatus
 from bigtop.core.spawnplan import PlanError, SpawnContext, build_plan, parse_env_file
@@ -50,6 +53,7 @@ from bigtop.errors import SpawnError
 from bigtop.runtime import proctree, spawner
 from bigtop.runtime.hooks import HookFunction, HookRunner, resolve
 from bigtop.runtime.output import PipeReader, Sink, make_sink
+from bigtop.runtime.probes import probe
 from bigtop.runtime.reaper import Reaper
 
 if TYPE_CHECKING:
@@ -86,6 +90,7 @@ class Watcher:
         self._timer: asyncio.TimerHandle | None = None
         self._stopped = asyncio.Event()
         self._stopped.set()
+        self._probes: dict[int, list[asyncio.Task[None]]] = {}  # readiness/health, by pid
         # Descendants seen when a process was asked to stop: killed if they outlive it.
         self._family: dict[int, set[int]] = {}
         self._changed = asyncio.Event()  # set (and replaced) after every batch of events
@@ -218,7 +223,7 @@ class Watcher:
                 for slot in self.core.slots.values()
             )
             stopping = any(p.state is ProcessState.STOPPING for p in self.core.procs.values())
-            return not spawning and not stopping and not self.core.retiring
+            return not spawning and not stopping and not self.core.reloading
 
         await self.wait_until(settled, timeout)
 
@@ -261,6 +266,9 @@ class Watcher:
                 self._stop_signal(pid, signum)
             case KillTree(pid=pid):
                 self._kill_tree(pid)
+            case CheckReadiness(pid=pid):
+                if self.config.ready_check != "notify":
+                    self._watch(pid, self._readiness(pid))
             case StartCompleted():
                 if not self.hooks.run("after_start", self, self.services.arbiter):
                     log.warning("watcher %r: after_start hook returned false; stopping", self.name)
@@ -287,6 +295,8 @@ class Watcher:
             return
         try:
             plan = build_plan(self.config, wid, self._context())
+            if self.config.ready_check == "notify":
+                plan.env["NOTIFY_SOCKET"] = self.services.arbiter.notify_socket()
             popen, pipes = self._popen(plan)
         except (PlanError, SpawnError, OSError) as exc:
             reason = exc.reason if isinstance(exc, SpawnError) else str(exc)
@@ -302,6 +312,8 @@ class Watcher:
         ]
         jitter = random.uniform(0, self.config.max_age_variance) if self.config.max_age else 0.0
         self.feed(Spawned(wid, pid, jitter))
+        if self.config.health_check and not self.config.ready_check:
+            self._watch(pid, self._health(pid))
         if not self.hooks.run("after_spawn", self, self.services.arbiter, pid=pid):
             log.warning("watcher %r: after_spawn hook returned false; stopping", self.name)
             self._kill_tree(pid)
@@ -381,6 +393,8 @@ class Watcher:
             reader.close()
         self.popens.pop(pid, None)
         self.spawned_at.pop(pid, None)
+        for task in self._probes.pop(pid, []):
+            task.cancel()
         exit_code = -status.signal if status.signal is not None else status.code
         self.hooks.run(
             "after_reap",
@@ -392,6 +406,52 @@ class Watcher:
             process_status=None,
         )
         self.feed(Exited(pid, status))
+
+    # ---- readiness and health ---------------------------------------------------------------
+    def _watch(self, pid: int, work: Any) -> None:
+        task = self.services.loop.create_task(work)
+        self._probes.setdefault(pid, []).append(task)
+
+    def _wid(self, pid: int) -> int:
+        record = self.core.procs.get(pid)
+        return record.wid if record else 0
+
+    async def _readiness(self, pid: int) -> None:
+        """Probe until the process is ready (the core times it out by itself)."""
+        check = self.config.ready_check or ""
+        delay = 0.05
+        while pid in self.core.procs:
+            record = self.core.procs[pid]
+            if record.ready:
+                return
+            passed, _ = await probe(check, pid, self._wid(pid), 2.0, self.services.reaper.run)
+            if passed:
+                self.mark_ready(pid)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def mark_ready(self, pid: int) -> None:
+        self.feed(ProcessReady(pid))
+        if self.config.health_check and pid in self.core.procs:
+            self._watch(pid, self._health(pid))
+
+    async def _health(self, pid: int) -> None:
+        """Probe every health_interval; health_threshold failures in a row: restart it."""
+        check = self.config.health_check or ""
+        failures = 0
+        while pid in self.core.procs:
+            await asyncio.sleep(self.config.health_interval)
+            if pid not in self.core.procs:
+                return
+            timeout = min(self.config.health_interval, 10.0)
+            passed, what = await probe(
+                check, pid, self._wid(pid), timeout, self.services.reaper.run
+            )
+            failures = 0 if passed else failures + 1
+            if failures >= self.config.health_threshold:
+                self.feed(Unhealthy(pid, f"failed its health_check {failures} times ({what})"))
+                return
 
     def _kill_leftovers(self, pid: int) -> None:
         """The process is a zombie (its pid still reserved): SIGKILL what is left of its

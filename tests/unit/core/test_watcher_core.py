@@ -13,11 +13,13 @@ import pytest
 from bigtop.config.model import BackoffConfig, FlappingConfig, WatcherConfig
 from bigtop.core.messages import (
     Action,
+    CheckReadiness,
     Event,
     Exited,
     KillProcess,
     KillTree,
     LogMessage,
+    ProcessReady,
     Publish,
     Reload,
     Scale,
@@ -867,16 +869,20 @@ def test_start_during_flapping_wait_starts_now() -> None:
 
 
 # ==== reload ===========================================================================================
-def test_reload_spawns_new_then_stops_old() -> None:
+def test_reload_rolls_one_process_at_a_time() -> None:
+    """Zero downtime: each new process is up before an old one gets its stop signal."""
     h = started(2)
-    assert h.feed(Reload(), at=10.0) == [SpawnProcess(3), SpawnProcess(4)]
+    assert h.feed(Reload(), at=10.0) == [SpawnProcess(3)]
     assert h.status is ACTIVE
-    assert h.feed(Spawned(3, 103)) == [spawn(103)]
-    assert h.core.running_pids() == [101, 102, 103]
-    assert h.feed(Spawned(4, 104)) == [
-        spawn(104),
+    assert h.feed(Spawned(3, 103)) == [
+        spawn(103),
         SendStopSignal(101, 15),
         kill(101),
+        SpawnProcess(4),
+    ]
+    assert h.core.running_pids() == [102, 103]
+    assert h.feed(Spawned(4, 104)) == [
+        spawn(104),
         SendStopSignal(102, 15),
         kill(102),
         Publish("reload"),
@@ -890,18 +896,49 @@ def test_reload_spawns_new_then_stops_old() -> None:
     assert h.feed(Scale(4), at=12.0) == [SpawnProcess(1), SpawnProcess(2)]
 
 
+def test_reload_in_batches() -> None:
+    h = started(4, reload_batch=2)
+    assert h.feed(Reload(), at=10.0) == [SpawnProcess(5), SpawnProcess(6)]
+    assert h.feed(Spawned(5, 105)) == [spawn(105)]
+    assert h.feed(Spawned(6, 106)) == [
+        spawn(106),
+        SendStopSignal(101, 15),
+        kill(101),
+        SendStopSignal(102, 15),
+        kill(102),
+        SpawnProcess(7),
+        SpawnProcess(8),
+    ]
+
+
+def test_reload_waits_for_readiness_before_stopping_old_ones() -> None:
+    h = started(1, ready_check="tcp://127.0.0.1:1")
+    h.feed(ProcessReady(101), at=0.5)
+    assert h.feed(Reload(), at=10.0) == [SpawnProcess(2)]
+    assert h.feed(Spawned(2, 102), at=10.0) == [spawn(102), CheckReadiness(102)]
+    assert h.core.running_pids() == [101, 102], "the old one keeps serving"
+    assert h.feed(ProcessReady(102), at=11.0) == [
+        Publish("ready", {"process_pid": 102}),
+        SendStopSignal(101, 15),
+        kill(101),
+        Publish("reload"),
+    ]
+
+
 def test_reload_publish_order() -> None:
     h = started(2)
     out = h.run(Reload(), at=1.0)
-    assert publishes(out) == ["spawn", "spawn", "kill", "kill", "reload"]
+    assert publishes(out) == ["spawn", "kill", "spawn", "kill", "reload"]
 
 
-def test_reload_with_a_failed_new_spawn_still_retires() -> None:
+def test_reload_with_a_failed_new_spawn_keeps_the_old_process() -> None:
     h = started(1)
     h.feed(Reload(), at=1.0)
-    actions = h.feed(SpawnFailed(2, "nope"))
-    assert actions == [
-        LogMessage("error", "watcher 'web': nope"),
+    assert h.feed(SpawnFailed(2, "nope"), at=1.0) == [LogMessage("error", "watcher 'web': nope")]
+    assert h.core.running_pids() == [101]
+    assert h.feed(Tick(), at=1.0) == [SpawnProcess(2)]  # first failure: retried at once
+    assert h.feed(Spawned(2, 102)) == [
+        spawn(102),
         SendStopSignal(101, 15),
         kill(101),
         Publish("reload"),
@@ -911,20 +948,15 @@ def test_reload_with_a_failed_new_spawn_still_retires() -> None:
 def test_reload_when_nothing_is_running_still_publishes() -> None:
     h = started(1, backoff=BackoffConfig(initial=5.0, max=5.0, reset=10.0))
     h.exit(1, code(1), at=1.0)
-    h.exit(1, code(1), at=1.5)  # waiting in backoff
-    assert h.feed(Reload(), at=2.0) == [SpawnProcess(1)]
-    assert h.feed(Spawned(1, 300)) == [spawn(300), Publish("reload")]
+    h.exit(1, code(1), at=1.5)  # waiting in backoff: the slot is kept, nothing to replace
+    assert h.feed(Reload(), at=2.0) == [Publish("reload")]
+    assert h.core.next_wakeup() == 6.5
 
 
 def test_reload_a_stopped_watcher_starts_it() -> None:
     h = Harness(numprocesses=1)
-    assert h.feed(Reload(), at=0.0) == [SpawnProcess(1)]
-    assert h.feed(Spawned(1, 101)) == [
-        spawn(101),
-        StartCompleted(),
-        Publish("start"),
-        Publish("reload"),
-    ]
+    assert h.feed(Reload(), at=0.0) == [SpawnProcess(1), Publish("reload")]
+    assert h.feed(Spawned(1, 101)) == [spawn(101), StartCompleted(), Publish("start")]
 
 
 def test_reload_while_stopping_is_ignored() -> None:

@@ -295,7 +295,7 @@ class WatcherMachine(RuleBasedStateMachine):
         core = self.core
         running = {p.pid for p in core.procs.values() if p.state is ProcessState.RUNNING}
         owned = {s.pid for s in core.slots.values() if s.pid is not None}
-        assert running <= owned | core.retiring
+        assert running <= owned | set(core.retiring)
         assert len(running) <= len(core.slots) + len(core.retiring)
 
     @invariant()
