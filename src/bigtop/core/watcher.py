@@ -362,25 +362,22 @@ class WatcherCore:
         if proc.reason:  # we asked it to stop
             # kill command and max_age replace the process, unless respawn is off
             replaced = slot is not None and proc.replace and self.config.respawn != "never"
-            self.history.append(
-                HistoryEntry(
-                    now,
-                    pid,
-                    proc.wid,
-                    status.code,
-                    status.signal,
-                    proc.reason,
-                    uptime,
-                    0.0 if replaced else None,
-                )
-            )
+            delay: float | None = None
             if slot is not None:
-                if uptime >= self.config.backoff.reset:
+                if proc.failed:  # not ready in time, or unhealthy: back off like a crash
+                    slot.failures = failures_after(slot.failures, uptime, self.config.backoff)
+                elif uptime >= self.config.backoff.reset:
                     slot.failures = 0  # it stayed up: the slot's backoff is reset
                 if replaced:
-                    slot.ready_at = now
+                    delay = next_delay(slot.failures, self.config.backoff) if proc.failed else 0.0
+                    slot.ready_at = now + delay
                 else:
                     slot.done = True
+            self.history.append(
+                HistoryEntry(
+                    now, pid, proc.wid, status.code, status.signal, proc.reason, uptime, delay
+                )
+            )
         elif slot is not None:
             actions += self._unexpected_exit(proc, slot, status, uptime, now)
         else:  # e.g. an old process a reload is about to retire

@@ -29,6 +29,7 @@ from bigtop.control import discovery
 from bigtop.control.curve import server_keys
 from bigtop.control.endpoints import Endpoints, ipc_path, resolve
 from bigtop.control.server import ControlServer
+from bigtop.core.states import WatcherStatus
 from bigtop.errors import ConfigError, ConfigProblem
 from bigtop.protocol.errors import CommandError
 from bigtop.runtime import proctree
@@ -66,6 +67,7 @@ class Arbiter:
         self.sockets: dict[str, BoundSocket] = {}
         self._discovery: asyncio.BaseTransport | None = None
         self._notify: NotifyListener | None = None
+        self._starters: set[asyncio.Task[None]] = set()
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
@@ -117,22 +119,70 @@ class Arbiter:
         return self.watchers.get(name.lower())
 
     def by_priority(self, descending: bool) -> list[list[Watcher]]:
+        """Levels to start (descending) or stop (ascending) together.
+
+        Dependencies come first: a watcher is started after everything it depends_on and
+        stopped before it; priority orders watchers at the same depth."""
         sign = -1 if descending else 1  # names stay alphabetical either way, as in Circus
-        ordered = sorted(self.watchers.values(), key=lambda w: (sign * w.config.priority, w.name))
-        return [list(group) for _, group in groupby(ordered, key=lambda w: w.config.priority)]
+
+        def key(w: Watcher) -> tuple[int, int]:
+            depth = self.depth(w)
+            return (depth if descending else -depth, sign * w.config.priority)
+
+        ordered = sorted(self.watchers.values(), key=lambda w: (*key(w), w.name))
+        return [list(group) for _, group in groupby(ordered, key=key)]
+
+    def depth(self, watcher: Watcher, seen: frozenset[str] = frozenset()) -> int:
+        """Length of the longest depends_on chain below a watcher."""
+        deps = [self.get_watcher(d) for d in watcher.config.depends_on]
+        found = [d for d in deps if d is not None and d.name.lower() not in seen]
+        if not found:
+            return 0
+        inner = seen | {watcher.name.lower()}
+        return 1 + max(self.depth(d, inner) for d in found)
+
+    async def wait_ready(self, watcher: Watcher) -> None:
+        """Until the watcher is active and every one of its processes is ready."""
+
+        def ready() -> bool:
+            procs = watcher.core.procs.values()
+            return watcher.core.status is WatcherStatus.ACTIVE and all(p.ready for p in procs)
+
+        await watcher.wait_until(ready)
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
+        """Start every autostart watcher by priority; one with depends_on starts (in its
+        own task, so nothing else waits) once its dependencies are ready."""
         first = True
+        self._schedule_sweep()
         for level in self.by_priority(descending=True):
             for watcher in level:
                 if not watcher.config.autostart or self._quitting:
+                    continue
+                if watcher.config.depends_on:
+                    task = asyncio.create_task(self._start_when_ready(watcher))
+                    self._starters.add(task)
+                    task.add_done_callback(self._starters.discard)
                     continue
                 if not first and self.config.circus.warmup_delay > 0:
                     await asyncio.sleep(self.config.circus.warmup_delay)
                 first = False
                 watcher.start()
-        self._schedule_sweep()
+
+    async def _start_when_ready(self, watcher: Watcher) -> None:
+        await self._dependencies_ready(watcher)
+        if not self._quitting:
+            watcher.start()
+
+    async def _dependencies_ready(self, watcher: Watcher) -> None:
+        for name in watcher.config.depends_on:
+            dependency = self.get_watcher(name)
+            if dependency is None:
+                continue
+            if dependency.core.status is WatcherStatus.STOPPED and not self._quitting:
+                log.info("watcher %r waits for %r to be started", watcher.name, dependency.name)
+            await self.wait_ready(dependency)
 
     async def stop(self) -> None:
         for level in self.by_priority(descending=False):
@@ -168,6 +218,8 @@ class Arbiter:
             await self.start()
             await self._done.wait()
         finally:
+            for starter in list(self._starters):
+                starter.cancel()
             commands.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await commands
@@ -287,6 +339,7 @@ class Arbiter:
             await asyncio.gather(*(self._start_one(w) for w in level if w.config.autostart))
 
     async def _start_one(self, watcher: Watcher) -> None:
+        await self._dependencies_ready(watcher)
         async with watcher.lock:
             await watcher.start_and_wait()
 
