@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
@@ -131,3 +132,124 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         holder.close()
     assert result.returncode == 1
     assert f"[socket:web]: cannot bind 127.0.0.1:{port}: Address already in use" in result.stdout
+
+
+def _fds(pid: int) -> set[int]:
+    return {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
+
+
+async def test_v6_udp_and_unix_sockets_reach_children_and_nothing_else_leaks(
+    daemon, tmp_path: Path
+) -> None:
+    d = await daemon(
+        f"""
+        [socket:six]
+        host = ::1
+        port = 0
+        family = AF_INET6
+
+        [socket:dgram]
+        host = 127.0.0.1
+        port = 0
+        type = SOCK_DGRAM
+
+        [socket:local]
+        path = {tmp_path}/local.sock
+
+        [watcher:all]
+        cmd = {PYTHON} -c 'import time; time.sleep(3600)' $(circus.sockets.six) $(circus.sockets.dgram) $(circus.sockets.local)
+        """
+    )
+    [pid] = await d.wait_pids("all", 1)
+    sockets = {s["name"]: s for s in (await d.arbiter.controller.cmd_listsockets({}))["sockets"]}
+    assert sockets["six"]["host"] == "::1" and sockets["six"]["port"] > 0
+    expected = {0, 1, 2} | {s["fd"] for s in sockets.values()}
+    assert _fds(pid) == expected, "only stdio and the watcher's sockets are open"
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        argv = handle.read().split(b"\0")[-4:-1]
+    assert [int(a) for a in argv] == [sockets[n]["fd"] for n in ("six", "dgram", "local")]
+    # UDP: a datagram sent to the port lands on the socket the child holds
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.sendto(b"x", ("127.0.0.1", sockets["dgram"]["port"]))
+    probe.close()
+    # the v6 listener accepts
+    with socket.create_connection(("::1", sockets["six"]["port"]), timeout=5):
+        pass
+
+
+async def test_so_reuseport_gives_each_process_its_own_socket(daemon) -> None:
+    d = await daemon(
+        f"""
+        [socket:web]
+        host = 127.0.0.1
+        port = 0
+        so_reuseport = true
+
+        [watcher:web]
+        cmd = {SERVE} $(circus.sockets.web)
+        numprocesses = 3
+        """
+    )
+    pids = set(await d.wait_pids("web", 3))
+    port = (await d.arbiter.controller.cmd_listsockets({}))["sockets"][0]["port"]
+    seen: set[int] = set()
+
+    def spread() -> bool:
+        seen.add(_ask(port))
+        return seen == pids
+
+    await async_wait_until(spread, timeout=20, what="connections reaching all three")
+
+
+async def test_on_demand_starts_on_the_first_connection(daemon) -> None:
+    d = await daemon(
+        f"""
+        [socket:web]
+        host = 127.0.0.1
+        port = 0
+
+        [watcher:lazy]
+        cmd = {SERVE} $(circus.sockets.web)
+        on_demand = true
+
+        [watcher:other]
+        cmd = {PYTHON} -c 'import time; time.sleep(3600)' other
+        autostart = false
+        """
+    )
+    await asyncio.sleep(0)
+    port = (await d.arbiter.controller.cmd_listsockets({}))["sockets"][0]["port"]
+    assert d.watcher("lazy").status == "stopped"
+    answer = await asyncio.to_thread(_ask, port)
+    [pid] = d.pids("lazy")
+    assert answer == pid
+    assert d.watcher("other").status == "stopped", "only the watcher of that socket starts"
+
+
+def test_a_unix_socket_in_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    config = write_ini(
+        tmp_path,
+        f"""
+        [circus]
+        endpoint = ipc://{tmp_path}/c.sock
+        pubsub_endpoint = ipc://{tmp_path}/e.sock
+
+        [socket:app]
+        path = {tmp_path}/missing/app.sock
+
+        [watcher:app]
+        cmd = {PYTHON} -c 'import time; time.sleep(3600)' $(circus.sockets.app)
+        """,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bigtop", "run", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert (
+        f"[socket:app]: cannot bind {tmp_path}/missing/app.sock: No such file or directory "
+        f"(does the directory {tmp_path}/missing exist?)"
+    ) in result.stdout

@@ -209,6 +209,7 @@ def check_config(
     sockets = _load_sockets(raw, config_keys, found)
     watchers = _load_watchers(raw, env, global_env, flapping_defaults, found)
     _check_dependencies(watchers, raw, found)
+    _check_socket_references(watchers, sockets, found)
     _check_sections(raw, found)
     found.problems = _in_reading_order(found.problems, raw.files)
     if found.errors:
@@ -679,6 +680,34 @@ def _backoff(
             option="backoff_max",
         )
     return backoff
+
+
+_SOCKET_REFERENCE = re.compile(r"(?:\$\(|\(\()circus\.sockets\.([\w.-]+)\)\)?", re.IGNORECASE)
+
+
+def _check_socket_references(
+    watchers: list[WatcherConfig], sockets: list[SocketConfig], found: _Collector
+) -> None:
+    """A command naming a socket no section defines would get the text, not an fd."""
+    names = {s.name for s in sockets}
+    for watcher in watchers:
+        for option in ("cmd", "args", "stdin_socket"):
+            value = getattr(watcher, option) or ""
+            wanted = (
+                [value.lower()]
+                if option == "stdin_socket" and value
+                else [m.group(1).lower() for m in _SOCKET_REFERENCE.finditer(value)]
+            )
+            for name in wanted:
+                if name not in names:
+                    found.add(
+                        f"refers to socket {name!r}, but no [socket:{name}] section defines it; "
+                        "add one, or fix the name",
+                        file=watcher.source or None,
+                        section=f"watcher:{watcher.name}",
+                        option=option,
+                        value=value,
+                    )
 
 
 def _check_dependencies(watchers: list[WatcherConfig], raw: RawConfig, found: _Collector) -> None:

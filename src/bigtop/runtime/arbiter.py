@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from bigtop.runtime.controller import Controller
 from bigtop.runtime.hooks import HookError
 from bigtop.runtime.probes import NotifyListener
 from bigtop.runtime.reaper import Reaper
-from bigtop.runtime.sockets import BoundSocket, SocketBindError, used_by
+from bigtop.runtime.sockets import BoundSocket, SocketBindError, bind_fresh, per_process, used_by
 from bigtop.runtime.sockets import bind as bind_socket
 from bigtop.runtime.sockets import close as close_socket
 from bigtop.runtime.watcher import Services, Watcher, resolve_hooks
@@ -160,6 +161,8 @@ class Arbiter:
             for watcher in level:
                 if not watcher.config.autostart or self._quitting:
                     continue
+                if watcher.config.on_demand and self.arm_on_demand(watcher):
+                    continue
                 if watcher.config.depends_on:
                     task = asyncio.create_task(self._start_when_ready(watcher))
                     self._starters.add(task)
@@ -240,6 +243,38 @@ class Arbiter:
             if self.server is not None:
                 await self.server.close()
 
+    def arm_on_demand(self, watcher: Watcher) -> bool:
+        """Start `watcher` when one of its sockets gets a connection (bigtop: exactly this
+        watcher, unlike Circus). False when it has no socket to wait on."""
+        fds = [
+            self.sockets[name].fd
+            for name in used_by(watcher.config, list(self.sockets))
+            if not per_process(self.sockets[name].spec)
+        ]
+        if not fds:
+            log.warning("watcher %r: on_demand but it uses no socket; starting it", watcher.name)
+            return False
+        for fd in fds:
+            self.loop.add_reader(fd, self._on_demand, watcher, fds)
+        log.info("watcher %r starts on its first connection", watcher.name)
+        return True
+
+    def _on_demand(self, watcher: Watcher, fds: list[int]) -> None:
+        for fd in fds:
+            self.loop.remove_reader(fd)
+        if not self._quitting and watcher.is_stopped():
+            log.info("watcher %r: a connection is waiting; starting it", watcher.name)
+            watcher.start()
+
+    def watcher_stopped(self, watcher: Watcher) -> None:
+        """Called by a watcher once stopped: an on_demand one waits for connections again."""
+        if (
+            watcher.config.on_demand
+            and not self._quitting
+            and watcher.name.lower() in self.watchers
+        ):
+            self.arm_on_demand(watcher)
+
     def notify_socket(self) -> str:
         """The NOTIFY_SOCKET for `ready_check = notify` watchers (made on first use)."""
         if self._notify is None:
@@ -267,12 +302,25 @@ class Arbiter:
 
     def _close_sockets(self) -> None:
         for bound in self.sockets.values():
+            self.loop.remove_reader(bound.fd)
             close_socket(bound)
         self.sockets.clear()
 
-    def socket_fds(self, watcher: WatcherConfig) -> dict[str, int]:
+    def socket_fds(self, watcher: WatcherConfig) -> tuple[dict[str, int], list[socket.socket]]:
+        """The fds a spawn of this watcher gets, and the fresh per-process sockets (of
+        so_reuseport sockets) that the caller closes once the child has them."""
         names = used_by(watcher, list(self.sockets))
-        return {name: self.sockets[name].fd for name in names}
+        fds: dict[str, int] = {}
+        fresh: list[socket.socket] = []
+        for name in names:
+            bound = self.sockets[name]
+            if per_process(bound.spec):
+                own = bind_fresh(bound)
+                fresh.append(own)
+                fds[name] = own.fileno()
+            else:
+                fds[name] = bound.fd
+        return fds, fresh
 
     async def _kill_orphans(self) -> None:
         """Adopted descendants still running once every watcher stopped: kill and reap."""

@@ -14,6 +14,8 @@ import re
 import socket
 from dataclasses import dataclass
 
+import msgspec
+
 from bigtop.config.model import WatcherConfig
 from bigtop.config.sockets import SocketSpec
 from bigtop.errors import BigtopError
@@ -47,6 +49,26 @@ class BoundSocket:
 
 
 def bind(spec: SocketSpec) -> BoundSocket:
+    """Bind a socket for the daemon to hand out. An so_reuseport socket only reserves its
+    address here (bound, not listening: it takes no connection); each process gets a fresh
+    socket of its own (`bind_fresh`) and the kernel spreads connections over them."""
+    return _bind(spec, listen=not per_process(spec))
+
+
+def per_process(spec: SocketSpec) -> bool:
+    """so_reuseport on an IP socket: every process gets a socket of its own."""
+    return spec.so_reuseport and spec.family != "AF_UNIX"
+
+
+def bind_fresh(bound: BoundSocket) -> socket.socket:
+    """A new SO_REUSEPORT socket on the same address, for one process."""
+    spec = bound.spec
+    host, port = bound.sock.getsockname()[:2]
+    fresh = _bind(msgspec.structs.replace(spec, host=host, port=port), listen=True)
+    return fresh.sock
+
+
+def _bind(spec: SocketSpec, listen: bool) -> BoundSocket:
     family = getattr(socket, spec.family)
     kind = getattr(socket, spec.type)
     proto = socket.getprotobyname(spec.proto) if spec.proto else 0
@@ -61,13 +83,15 @@ def bind(spec: SocketSpec) -> BoundSocket:
             _bind_unix(sock, spec)
         else:
             sock.bind(_address(spec, family))
-        if kind in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):
+        if listen and kind in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):
             sock.listen(spec.backlog)
         sock.setblocking(spec.blocking)
         sock.set_inheritable(True)
     except OSError as exc:
         sock.close()
         hint = " (is another server using it?)" if exc.errno == 98 else ""
+        if exc.errno == 2 and spec.path:
+            hint = f" (does the directory {os.path.dirname(spec.path)} exist?)"
         raise SocketBindError(
             f"[socket:{spec.name}]: cannot bind {spec.address()}: {exc.strerror}{hint}"
         ) from None

@@ -294,10 +294,15 @@ class Watcher:
             self.feed(SpawnFailed(wid, "before_spawn hook returned false"))
             return
         try:
-            plan = build_plan(self.config, wid, self._context())
-            if self.config.ready_check == "notify":
-                plan.env["NOTIFY_SOCKET"] = self.services.arbiter.notify_socket()
-            popen, pipes = self._popen(plan)
+            fds, fresh = self.services.arbiter.socket_fds(self.config)
+            try:
+                plan = build_plan(self.config, wid, self._context(fds))
+                if self.config.ready_check == "notify":
+                    plan.env["NOTIFY_SOCKET"] = self.services.arbiter.notify_socket()
+                popen, pipes = self._popen(plan)
+            finally:
+                for sock in fresh:  # the child has its own copy now
+                    sock.close()
         except (PlanError, SpawnError, OSError) as exc:
             reason = exc.reason if isinstance(exc, SpawnError) else str(exc)
             self.feed(SpawnFailed(wid, f"cannot start process {wid}: {reason}"))
@@ -335,7 +340,7 @@ class Watcher:
                 os.close(fd)
         return popen, read_ends
 
-    def _context(self) -> SpawnContext:
+    def _context(self, sockets: dict[str, int]) -> SpawnContext:
         env_file: dict[str, str] = {}
         if self.config.env_file:
             path = os.path.join(self.services.config_dir, self.config.env_file)
@@ -350,7 +355,7 @@ class Watcher:
             python_path=tuple(p for p in sys.path if p),
             virtualenv_paths=virtualenv_paths(self.config),
             env_file=env_file,
-            sockets=self.services.arbiter.socket_fds(self.config),
+            sockets=sockets,
         )
 
     def _open_sinks(self) -> None:
@@ -468,6 +473,7 @@ class Watcher:
                 sink.close()
         self.sinks.clear()
         self._stopped.set()
+        self.services.arbiter.watcher_stopped(self)
         if reason not in ("stopped",):
             log.info("watcher %r stopped: %s", self.name, reason)
 

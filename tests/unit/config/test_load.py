@@ -324,6 +324,7 @@ def test_watcher_option(tmp_path: Path, lines: str, field: str, expected: Any) -
     text = f"[watcher:w]\n{lines}\n"
     if not lines.startswith("cmd"):
         text += "cmd = sleep 1\n"
+    text += "[socket:web]\nport = 0\n"  # for stdin_socket = web
     (w,) = load(tmp_path, text).watchers
     assert getattr(w, field) == expected
 
@@ -944,11 +945,32 @@ def test_substitution_in_circus_sockets_and_plugins(tmp_path: Path) -> None:
 def test_unknown_keys_are_left_for_spawn_time(tmp_path: Path) -> None:
     w = watcher(
         tmp_path,
-        "args = $(circus.wid) ((circus.wid)) $(circus.sockets.web) $(circus.env.NOT_SET) $HOME\n",
+        "args = $(circus.wid) ((circus.wid)) $(circus.sockets.web) $(circus.env.NOT_SET) $HOME\n"
+        "[socket:web]\nport = 0\n",
     )
     assert (
         w.args == "$(circus.wid) ((circus.wid)) $(circus.sockets.web) $(circus.env.NOT_SET) $HOME"
     )
+
+
+def test_a_command_naming_an_undefined_socket_is_an_error(tmp_path: Path) -> None:
+    (problem,) = errors_of(tmp_path, "[watcher:w]\ncmd = app --fd $(circus.sockets.nosuch)\n")
+    assert (problem.section, problem.option) == ("watcher:w", "cmd")
+    assert problem.message.startswith("refers to socket 'nosuch', but no [socket:nosuch] section")
+
+
+def test_a_depends_on_cycle_is_an_error_naming_it(tmp_path: Path) -> None:
+    text = "".join(
+        f"[watcher:{name}]\ncmd = sleep 1\ndepends_on = {dep}\n"
+        for name, dep in (("a", "b"), ("b", "c"), ("c", "a"))
+    )
+    (problem,) = errors_of(tmp_path, text)
+    assert problem.message.startswith("depends_on forms a cycle: a -> b -> c -> a")
+
+
+def test_depends_on_an_unknown_watcher_is_an_error(tmp_path: Path) -> None:
+    (problem,) = errors_of(tmp_path, "[watcher:a]\ncmd = sleep 1\ndepends_on = ghost\n")
+    assert problem.message == "depends on 'ghost', which is not a watcher of this config"
 
 
 def test_substitution_uses_only_the_given_environ(tmp_path: Path) -> None:
