@@ -295,7 +295,11 @@ class Arbiter:
         """Bind every [socket:NAME] before any watcher starts (all or nothing)."""
         try:
             for config in self.config.sockets:
-                self.sockets[config.name] = bind_socket(parse_socket(config))
+                bound = bind_socket(parse_socket(config))
+                self.sockets[config.name] = bound
+                entry = bound.describe()
+                where = entry.get("path") or f"{entry.get('host')}:{entry.get('port')}"
+                log.info("socket %r bound on %s (fd %s)", config.name, where, entry["fd"])
         except SocketBindError:
             self._close_sockets()
             raise

@@ -281,15 +281,25 @@ class Controller:
         if name is None:
             return await self._run(props, self.arbiter.reload())
         watcher = self._watcher(props)
-        return await self._run(props, self._reload_one(watcher, bool(graceful)))
+        sequential = bool(props.get("sequential"))
+        return await self._run(props, self._reload_one(watcher, bool(graceful), sequential))
 
-    async def _reload_one(self, watcher: Watcher, graceful: bool) -> dict[str, Any]:
+    async def _reload_one(
+        self, watcher: Watcher, graceful: bool, sequential: bool = False
+    ) -> dict[str, Any]:
         async with watcher.lock:
             before = watcher.pids
             if not graceful or watcher.is_stopped():
                 if not watcher.is_stopped():
                     await watcher.stop()
                 await watcher.start_and_wait()
+            elif sequential:
+                # Circus's --sequential: one process at a time, stopped, then replaced
+                for pid in before:
+                    watcher.kill(pid)
+                    await watcher.wait_until(_gone(watcher, pid))
+                    await watcher.settle()
+                    await watcher.wait_until(watcher.all_ready)
             else:
                 watcher.reload()
             await watcher.settle()
@@ -517,6 +527,10 @@ def watcher_options(watcher: Watcher) -> dict[str, Any]:
     values["args"] = config.args or None
     values.update(config.options)
     return values
+
+
+def _gone(watcher: Watcher, pid: int) -> Callable[[], bool]:
+    return lambda: pid not in watcher.core.procs
 
 
 def _not_ours(watcher: Watcher, pid: int) -> dict[str, Any]:

@@ -227,6 +227,9 @@ class Watcher:
 
         await self.wait_until(settled, timeout)
 
+    def all_ready(self) -> bool:
+        return all(p.ready for p in self.core.procs.values())
+
     def wall_time(self, monotonic: float) -> float:
         """A core (loop-clock) time as epoch seconds."""
         return time.time() - (self.services.loop.time() - monotonic)
