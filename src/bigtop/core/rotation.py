@@ -199,9 +199,3 @@ def size_backup_renames(filename: str, backup_count: int) -> list[tuple[str, str
 def size_backup_order(filename: str, backup_count: int) -> list[str]:
     """Every file of a size-rotated log, oldest first (the current file last)."""
     return [f"{filename}.{i}" for i in range(backup_count, 0, -1)] + [filename]
-
-
-def split_lines(data: bytes) -> list[bytes]:
-    """The lines of a block that ends in a newline (without their newlines)."""
-    return data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
-
