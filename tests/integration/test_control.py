@@ -355,3 +355,33 @@ async def test_events_reach_a_subscriber(daemon) -> None:
     reap = next(m for t, m in received if t.endswith(".reap"))
     assert set(reap) == {"process_pid", "time", "exit_code"} and reap["exit_code"] == -15
     assert topics.count("watcher.worker.stop") == 1 and topics[-1] == "watcher.worker.stop"
+
+
+async def test_status_can_include_process_states(daemon) -> None:
+    d = await daemon(TWO_WATCHERS)
+    pids = await d.wait_pids("web", 2)
+    async with await _client(d) as client:
+        reply = await client.call("status", processes=True)
+        assert reply["processes"]["web"] == {str(p): "ready" for p in sorted(pids)}
+        assert "processes" not in await client.call("status"), "Circus's reply by default"
+
+
+def test_status_table_on_a_terminal() -> None:
+    import argparse
+
+    from bigtop.cli.ctl import render_status
+
+    reply = {
+        "statuses": {"web": "active", "db": "stopped"},
+        "processes": {"web": {"1": "ready", "2": "starting", "3": "ready"}, "db": {}},
+    }
+    text = render_status(reply, argparse.Namespace(tty=True))
+    lines = [
+        line.replace("\x1b[32m", "").replace("\x1b[31m", "").replace("\x1b[0m", "")
+        for line in text.splitlines()
+    ]
+    assert lines == [
+        "WATCHER  STATUS    PROCESSES",
+        "db       stopped   -",
+        "web      active    2 ready, 1 starting",
+    ]

@@ -98,10 +98,14 @@ def render_status(reply: dict[str, Any], args: argparse.Namespace) -> str:
     if not args.tty:
         return "\n".join(f"{name}: {statuses[name]}" for name in sorted(statuses))
     width = max((len(n) for n in statuses), default=7)
-    lines = [f"{'WATCHER':<{width}}  STATUS"]
+    processes = reply.get("processes", {})
+    lines = [f"{'WATCHER':<{width}}  {'STATUS':<8}  PROCESSES"]
     for name in sorted(statuses):
         status = statuses[name]
-        lines.append(f"{name:<{width}}  {_colour(status, STATUS_COLOURS.get(status, '0'), args)}")
+        coloured = _colour(f"{status:<8}", STATUS_COLOURS.get(status, "0"), args)
+        states = list(processes.get(name, {}).values())
+        counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "-"
+        lines.append(f"{name:<{width}}  {coloured}  {counts}")
     return "\n".join(lines)
 
 
@@ -315,8 +319,9 @@ SPECS: list[Spec] = [
     Spec("list", "list watchers, or the pids of one", _name(False),
          lambda a: _props(a, "name"), render_list),
     Spec("listsockets", "list the sockets", render=render_sockets),
-    Spec("status", "status of every watcher, or of one", _name(False),
-         lambda a: _props(a, "name"), render_status),
+    Spec("status", "status of every watcher, or of one (on a terminal: with process states)",
+         _name(False), lambda a: _props(a, "name") | ({"processes": True} if a.tty else {}),
+         render_status),
     Spec("start", "start watchers", _both(_name(False), _waiting, _match),
          lambda a: _props(a, "name", "match") | {"waiting": a.waiting}, render_info),
     Spec("stop", "stop watchers", _both(_name(False), _waiting, _match),
@@ -466,7 +471,7 @@ def run_command(args: argparse.Namespace) -> int:
     from bigtop.control.client import CallTimeout, Client
 
     spec: Spec = args.spec
-    args.tty = sys.stdout.isatty() and not args.json
+    args.tty = sys.stdout.isatty() and not args.json and not os.environ.get("NO_COLOR")
     try:
         message = spec.message(args)
     except ValueError as exc:

@@ -162,9 +162,20 @@ class Controller:
         return {"watchers": sorted(self.arbiter.watchers)}
 
     async def cmd_status(self, props: dict[str, Any]) -> dict[str, Any]:
+        # bigtop: with `processes: true`, also each process's state ({pid: state}); without
+        # it the reply is exactly Circus's.
+        detail = bool(props.get("processes"))
         if props.get("name") is not None:
-            return {"status": self._watcher(props).status}
-        return {"statuses": {w.name: w.status for w in self.arbiter.watchers.values()}}
+            watcher = self._watcher(props)
+            reply: dict[str, Any] = {"status": watcher.status}
+            if detail:
+                reply["processes"] = _states(watcher)
+            return reply
+        watchers = self.arbiter.watchers.values()
+        reply = {"statuses": {w.name: w.status for w in watchers}}
+        if detail:
+            reply["processes"] = {w.name: _states(w) for w in watchers}
+        return reply
 
     async def cmd_numwatchers(self, props: dict[str, Any]) -> dict[str, Any]:
         return {"numwatchers": len(self.arbiter.watchers)}
@@ -527,6 +538,10 @@ def watcher_options(watcher: Watcher) -> dict[str, Any]:
     values["args"] = config.args or None
     values.update(config.options)
     return values
+
+
+def _states(watcher: Watcher) -> dict[str, str]:
+    return {str(pid): p.condition for pid, p in sorted(watcher.core.procs.items())}
 
 
 def _gone(watcher: Watcher, pid: int) -> Callable[[], bool]:
