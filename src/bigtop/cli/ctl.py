@@ -97,7 +97,7 @@ def render_status(reply: dict[str, Any], args: argparse.Namespace) -> str:
     statuses = reply["statuses"]
     if not args.tty:
         return "\n".join(f"{name}: {statuses[name]}" for name in sorted(statuses))
-    width = max((len(n) for n in statuses), default=7)
+    width = max([len("WATCHER"), *(len(n) for n in statuses)])
     processes = reply.get("processes", {})
     lines = [f"{'WATCHER':<{width}}  {'STATUS':<8}  PROCESSES"]
     for name in sorted(statuses):

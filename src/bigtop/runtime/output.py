@@ -268,14 +268,18 @@ class LogFile:
                 handle.close()
 
     def moved(self) -> bool:
-        """True when the path no longer names the open file (moved, deleted, replaced)."""
+        """True when the path no longer names the open file (moved, deleted, replaced).
+        While it still does, the size is refreshed (copytruncate, other writers)."""
         if self.handle is None:
             return False
         try:
             stat = os.stat(self.path)
         except OSError:
             return True
-        return (stat.st_dev, stat.st_ino) != self.identity
+        if (stat.st_dev, stat.st_ino) != self.identity:
+            return True
+        self.size = stat.st_size
+        return False
 
     def prepare(self) -> None:
         """Before a batch: follow logrotate, reopen after a failure (errors are left to
@@ -351,6 +355,7 @@ class FileSink:
         self.format = make_formatter(time_format, json)
         self.clock = clock
         self.file = LogFile(self.filename, opener, watch=watch)
+        self.rotation_failing = False  # log a failing rename once, not on every block
 
     @property
     def outage(self) -> Outage:
@@ -380,9 +385,14 @@ class FileSink:
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(source, target)
         except OSError as exc:
-            log.error("cannot rotate %s: %s; writing on to the same file", self.filename, exc)
+            if not self.rotation_failing:
+                log.error("cannot rotate %s: %s; writing on to the same file", self.filename, exc)
+            self.rotation_failing = True
             self.file.prepare()
             return False
+        if self.rotation_failing:
+            log.warning("rotating %s works again", self.filename)
+        self.rotation_failing = False
         log.debug("rotated %s", self.filename)
         self.file.size = 0
         self.file.prepare()
@@ -749,8 +759,8 @@ class PipeReader:
         end = chunk.rfind(b"\n")
         if end < 0:
             self.partial += chunk
-            if len(self.partial) >= MAX_LINE:
-                block, self.partial = self.partial + b"\n", b""
+            while len(self.partial) >= MAX_LINE:
+                block, self.partial = self.partial[:MAX_LINE] + b"\n", self.partial[MAX_LINE:]
                 self._emit(block)
             return
         block = chunk[: end + 1]
