@@ -167,3 +167,58 @@ async def test_rolling_reload_drops_no_connection(daemon) -> None:
     assert set(answers) & old and set(answers) & new, "served by old, then by new workers"
     assert time.monotonic() - started < 20
     assert all(os.path.exists(f"/proc/{p}") for p in new)
+
+
+async def test_tcp_ready_check(daemon) -> None:
+    probe_target = socket.socket()
+    probe_target.bind(("127.0.0.1", 0))  # bound, not listening yet: connections are refused
+    port = probe_target.getsockname()[1]
+    try:
+        d = await daemon(
+            f"""
+            [watcher:app]
+            cmd = {SLEEP} tcp-ready
+            ready_check = tcp://127.0.0.1:{port}
+            """
+        )
+        [pid] = await d.wait_pids("app", 1)
+        assert _states(d, "app") == {pid: "starting"}
+        probe_target.listen()
+        await async_wait_until(lambda: _states(d, "app") == {pid: "ready"}, what="tcp ready")
+    finally:
+        probe_target.close()
+
+
+async def test_http_ready_check_wants_a_2xx(daemon) -> None:
+    import http.server
+    import threading
+
+    answers = {"code": 503}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(answers["code"])
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        d = await daemon(
+            f"""
+            [watcher:app]
+            cmd = {SLEEP} http-ready
+            ready_check = http://127.0.0.1:{server.server_address[1]}/health
+            """
+        )
+        [pid] = await d.wait_pids("app", 1)
+        await async_wait_until(lambda: len(d.events) > 0, what="events")
+        assert _states(d, "app") == {pid: "starting"}, "503 is not ready"
+        answers["code"] = 200
+        await async_wait_until(lambda: _states(d, "app") == {pid: "ready"}, what="http ready")
+    finally:
+        server.shutdown()
+        server.server_close()
