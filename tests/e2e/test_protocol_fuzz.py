@@ -126,4 +126,6 @@ def test_every_request_gets_a_well_formed_reply(control, payload: bytes) -> None
 def test_the_daemon_still_answers_after_fuzzing(control) -> None:
     dealer, _ = control
     reply = _ask(dealer, b'{"id": "after", "command": "numwatchers"}')
-    assert (reply["status"], reply["id"], reply["numwatchers"]) == ("ok", "after", 1)
+    # the fuzzer may have removed the watcher (rm is among its commands): any count will do
+    assert (reply["status"], reply["id"]) == ("ok", "after")
+    assert reply["numwatchers"] in (0, 1)

@@ -10,6 +10,7 @@ high-water mark), it never slows the daemon.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -136,14 +137,16 @@ class ControlServer:
         else:
             log.warning("dropped a request without a body from a client")
             return
-        reply = await self.respond(payload)
+        reply = await self.respond(payload, envelope)
         if reply is not None and self.router is not None:
             try:
                 await self.router.send_multipart([*envelope, encode(reply)])
             except zmq.ZMQError as exc:
                 log.warning("could not send a reply: %s", exc)
 
-    async def respond(self, payload: bytes) -> dict[str, Any] | None:
+    async def respond(
+        self, payload: bytes, envelope: list[bytes] | None = None
+    ) -> dict[str, Any] | None:
         """The reply to one request, or None for a cast."""
         if not payload.strip():
             return error_reply(None, "empty request", Errno.INVALID_JSON)
@@ -151,7 +154,25 @@ class ControlServer:
             request = decode_request(payload)
         except DecodeError as exc:
             return error_reply(exc.request_id, exc.reason, exc.errno)
+        if envelope is not None:
+            request = dataclasses.replace(request, push=self._pusher(envelope, request.id))
         return await self.run(request)
+
+    def _pusher(self, envelope: list[bytes], request_id: Any) -> Any:
+        """Send further messages for one request (never blocks: False when the client's
+        queue is full, so a slow follower loses lines instead of slowing the daemon)."""
+
+        def push(fields: dict[str, Any]) -> bool:
+            if self.router is None:
+                return False
+            try:
+                message = ok_reply(request_id, fields)
+                self.router.send_multipart([*envelope, encode(message)], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                return False
+            return True
+
+        return push
 
     async def run(self, request: Request) -> dict[str, Any] | None:
         try:

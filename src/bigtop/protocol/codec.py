@@ -24,6 +24,8 @@ class Request:
     command: str
     properties: dict[str, Any] = field(default_factory=dict)
     cast: bool = False
+    # Set by the server: sends a later message to the same client with this id (`logs -f`).
+    push: Any = field(default=None, compare=False)
 
 
 class DecodeError(Exception):

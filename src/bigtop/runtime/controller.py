@@ -96,6 +96,8 @@ class Controller:
 
     async def handle(self, request: Request) -> dict[str, Any] | None:
         """Run a request; the reply's fields, or raise CommandError."""
+        if request.command == "logs":
+            return self.logs(request.properties, request.push)
         handler = self._handlers.get(request.command)
         if handler is None:
             raise CommandError(f"unknown command: {request.command!r}", Errno.UNKNOWN_COMMAND)
@@ -509,6 +511,30 @@ class Controller:
         if isinstance(info, dict):
             info["children"] = []
         return {"info": info if info != GONE else {}}
+
+    def logs(self, props: dict[str, Any], push: Any) -> dict[str, Any]:
+        """bigtop: the last lines of each process; with `follow`, live lines until the client
+        stops renewing (it sends the same request again every few seconds)."""
+        names = props.get("names") or ([props["name"]] if props.get("name") else [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CommandError("'names' isn't a list of watcher names")
+        for name in names:
+            if not any(fnmatch.fnmatch(w, name.lower()) for w in self.arbiter.watchers):
+                raise CommandError(f"program {name} not found")
+        stream = props.get("stream", "both")
+        streams = {"stdout": ("stdout",), "stderr": ("stderr",)}.get(stream, ("stdout", "stderr"))
+        lines = props.get("lines", 10)
+        if not isinstance(lines, int) or isinstance(lines, bool) or lines < 0:
+            raise CommandError("'lines' isn't a non-negative integer")
+        book = self.arbiter.services.logbook
+        reply: dict[str, Any] = {}
+        if not props.get("renew"):
+            reply["lines"] = book.tail(names, lines, streams)
+        if props.get("follow"):
+            if push is None:
+                raise CommandError("'follow' needs a connection that can receive messages")
+            book.follow(str(props.get("key") or id(push)), names, streams, push)
+        return reply
 
     async def cmd_ipython(self, props: dict[str, Any]) -> dict[str, Any]:
         return {"shell": False, "msg": "bigtop does not embed an IPython kernel"}

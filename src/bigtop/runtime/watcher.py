@@ -18,7 +18,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bigtop.config.model import WatcherConfig
@@ -52,6 +52,7 @@ from bigtop.core.watcher import HistoryEntry, WatcherCore
 from bigtop.errors import SpawnError
 from bigtop.runtime import proctree, spawner
 from bigtop.runtime.hooks import HookFunction, HookRunner, resolve
+from bigtop.runtime.logbook import CaptureSink, LogBook
 from bigtop.runtime.output import PipeReader, Sink, make_sink
 from bigtop.runtime.probes import probe
 from bigtop.runtime.reaper import Reaper
@@ -73,6 +74,7 @@ class Services:
     arbiter: Any
     config_dir: str
     cwd: str
+    logbook: LogBook = field(default_factory=LogBook)
 
 
 class Watcher:
@@ -365,9 +367,14 @@ class Watcher:
         for stream in ("stdout", "stderr"):
             if stream in self.sinks:
                 continue
+            if getattr(self.config, f"close_child_{stream}"):
+                continue  # /dev/null: nothing to capture
             stream_config = getattr(self.config, f"{stream}_stream")
-            if stream_config is not None:
-                self.sinks[stream] = make_sink(stream_config)
+            inner = make_sink(stream_config) if stream_config is not None else None
+            # Without a stream the output still goes where Circus sends it (the daemon's own
+            # stdout/stderr), through the daemon, so that `bigtop logs` can show it.
+            passthrough = None if inner is not None else (1 if stream == "stdout" else 2)
+            self.sinks[stream] = CaptureSink(self.services.logbook, inner, passthrough)
 
     # ---- stopping -----------------------------------------------------------------------
     def _stop_signal(self, pid: int, signum: int) -> None:
@@ -403,6 +410,7 @@ class Watcher:
         self.spawned_at.pop(pid, None)
         for task in self._probes.pop(pid, []):
             task.cancel()
+        self.services.logbook.ended_process(self.name, pid)
         exit_code = -status.signal if status.signal is not None else status.code
         self.hooks.run(
             "after_reap",

@@ -1,0 +1,168 @@
+"""What `bigtop logs` reads: the last lines of every process, and live lines for followers.
+
+Each process keeps a ring of its recent lines, bounded in lines and in bytes; the rings of
+a few processes that ended are kept too, so a crash's last words can still be read. Live
+lines are sent only to clients that follow (renewing every few seconds); with no follower,
+recording a line is one append to a deque.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+RING_LINES = 1000
+RING_BYTES = 256 * 1024
+ENDED_KEPT = 5  # rings kept per watcher for processes that ended
+FOLLOW_TTL = 15.0  # a follower that does not renew within this is dropped
+FLUSH_DELAY = 0.05
+
+Entry = tuple[float, str, int, str, str]  # time, watcher, pid, stream, line
+Push = Callable[[dict[str, Any]], bool]  # False: the message could not be queued
+
+
+@dataclass
+class Ring:
+    lines: deque[Entry] = field(default_factory=lambda: deque(maxlen=RING_LINES))
+    size: int = 0
+
+    def add(self, entry: Entry) -> None:
+        if len(self.lines) == self.lines.maxlen:
+            self.size -= len(self.lines[0][4])
+        self.lines.append(entry)
+        self.size += len(entry[4])
+        while self.size > RING_BYTES and len(self.lines) > 1:
+            self.size -= len(self.lines.popleft()[4])
+
+
+@dataclass
+class Follower:
+    watchers: list[str]
+    streams: tuple[str, ...]
+    push: Push
+    expires: float
+    pending: list[Entry] = field(default_factory=list)
+    dropped: int = 0
+
+    def wants(self, watcher: str, stream: str) -> bool:
+        if stream not in self.streams:
+            return False
+        return not self.watchers or any(fnmatch.fnmatch(watcher.lower(), w) for w in self.watchers)
+
+
+class LogBook:
+    def __init__(self) -> None:
+        self.rings: dict[str, dict[int, Ring]] = {}
+        self.ended: dict[str, deque[int]] = {}
+        self.followers: dict[str, Follower] = {}
+        self._flush: asyncio.TimerHandle | None = None
+
+    def record(self, watcher: str, pid: int, stream: str, data: bytes) -> None:
+        """Whole lines (each ending in a newline) of one process."""
+        now = time.time()
+        rings = self.rings.setdefault(watcher, {})
+        ring = rings.get(pid)
+        if ring is None:
+            ring = rings[pid] = Ring()
+        text = data.decode("utf-8", "replace")
+        entries = [(now, watcher, pid, stream, line) for line in text.splitlines()]
+        for entry in entries:
+            ring.add(entry)
+        if self.followers:
+            self._deliver(watcher, stream, entries)
+
+    def ended_process(self, watcher: str, pid: int) -> None:
+        ended = self.ended.setdefault(watcher, deque())
+        ended.append(pid)
+        while len(ended) > ENDED_KEPT:
+            self.rings.get(watcher, {}).pop(ended.popleft(), None)
+
+    def forget(self, watcher: str) -> None:
+        self.rings.pop(watcher, None)
+        self.ended.pop(watcher, None)
+
+    def tail(self, watchers: list[str], lines: int, streams: tuple[str, ...]) -> list[Entry]:
+        """The last `lines` lines of each matching process, oldest first."""
+        selected: list[Entry] = []
+        probe = Follower(watchers, streams, lambda m: True, 0.0)
+        for watcher, rings in self.rings.items():
+            for ring in rings.values():
+                mine = [e for e in ring.lines if probe.wants(watcher, e[3])]
+                selected.extend(mine[-lines:] if lines > 0 else [])
+        return sorted(selected)
+
+    def follow(self, key: str, watchers: list[str], streams: tuple[str, ...], push: Push) -> None:
+        follower = self.followers.get(key)
+        expires = time.monotonic() + FOLLOW_TTL
+        if follower is None:
+            self.followers[key] = Follower([w.lower() for w in watchers], streams, push, expires)
+        else:
+            follower.expires, follower.push = expires, push
+
+    def unfollow(self, key: str) -> None:
+        self.followers.pop(key, None)
+
+    def _deliver(self, watcher: str, stream: str, entries: list[Entry]) -> None:
+        for follower in self.followers.values():
+            if follower.wants(watcher, stream):
+                follower.pending.extend(entries)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        self._flush = None
+        now = time.monotonic()
+        for key, follower in list(self.followers.items()):
+            if follower.expires < now:
+                del self.followers[key]
+                continue
+            if not follower.pending and not follower.dropped:
+                continue
+            message: dict[str, Any] = {"lines": follower.pending}
+            if follower.dropped:
+                message["dropped"] = follower.dropped
+            if follower.push(message):
+                follower.dropped = 0
+            else:  # the client reads too slowly: drop, say how much, never buffer without end
+                follower.dropped += len(follower.pending)
+            follower.pending = []
+
+
+class CaptureSink:
+    """Records lines for `bigtop logs`, then hands them to the configured sink (if any)."""
+
+    def __init__(self, book: LogBook, inner: Any | None, passthrough: int | None = None) -> None:
+        self.book = book
+        self.inner = inner
+        self.passthrough = passthrough  # the daemon's own fd, when no stream is configured
+
+    def write_line(self, name: str, pid: int, stream: str, line: bytes) -> None:
+        self.write_block(name, pid, stream, line + b"\n")
+
+    def write_block(self, name: str, pid: int, stream: str, data: bytes) -> None:
+        self.book.record(name, pid, stream, data)
+        if self.inner is not None:
+            self.inner.write_block(name, pid, stream, data)
+        elif self.passthrough is not None:
+            _write_all(self.passthrough, data)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    import os
+
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except (BlockingIOError, BrokenPipeError, OSError):
+        pass  # the daemon's own output is gone or full: the lines stay in the rings
