@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-RING_LINES = 1000
 RING_BYTES = 256 * 1024
 ENDED_KEPT = 5  # rings kept per watcher for processes that ended
 FOLLOW_TTL = 15.0  # a follower that does not renew within this is dropped
@@ -28,16 +27,34 @@ Push = Callable[[dict[str, Any]], bool]  # False: the message could not be queue
 
 @dataclass
 class Ring:
-    lines: deque[Entry] = field(default_factory=lambda: deque(maxlen=RING_LINES))
+    """Recent output of one process as raw blocks of whole lines, bounded in bytes.
+
+    Recording is an append (no decoding, no splitting): lines are only cut out when someone
+    reads them, so capturing costs next to nothing on the hot path."""
+
+    blocks: deque[tuple[float, str, bytes]] = field(default_factory=deque)
     size: int = 0
 
-    def add(self, entry: Entry) -> None:
-        if len(self.lines) == self.lines.maxlen:
-            self.size -= len(self.lines[0][4])
-        self.lines.append(entry)
-        self.size += len(entry[4])
-        while self.size > RING_BYTES and len(self.lines) > 1:
-            self.size -= len(self.lines.popleft()[4])
+    def add(self, when: float, stream: str, data: bytes) -> None:
+        if len(data) > RING_BYTES:
+            data = data[-RING_BYTES:]
+            data = data[data.find(b"\n") + 1 :]  # start on a whole line
+        self.blocks.append((when, stream, data))
+        self.size += len(data)
+        while self.size > RING_BYTES and len(self.blocks) > 1:
+            self.size -= len(self.blocks.popleft()[2])
+
+    def lines(self, watcher: str, pid: int, streams: tuple[str, ...], count: int) -> list[Entry]:
+        found: list[Entry] = []
+        for when, stream, data in reversed(self.blocks):
+            if stream not in streams:
+                continue
+            text = data.decode("utf-8", "replace").splitlines()
+            for line in reversed(text):
+                found.append((when, watcher, pid, stream, line))
+                if len(found) >= count:
+                    return found[::-1]
+        return found[::-1]
 
 
 @dataclass
@@ -69,11 +86,10 @@ class LogBook:
         ring = rings.get(pid)
         if ring is None:
             ring = rings[pid] = Ring()
-        text = data.decode("utf-8", "replace")
-        entries = [(now, watcher, pid, stream, line) for line in text.splitlines()]
-        for entry in entries:
-            ring.add(entry)
+        ring.add(now, stream, data)
         if self.followers:
+            text = data.decode("utf-8", "replace")
+            entries = [(now, watcher, pid, stream, line) for line in text.splitlines()]
             self._deliver(watcher, stream, entries)
 
     def ended_process(self, watcher: str, pid: int) -> None:
@@ -89,11 +105,12 @@ class LogBook:
     def tail(self, watchers: list[str], lines: int, streams: tuple[str, ...]) -> list[Entry]:
         """The last `lines` lines of each matching process, oldest first."""
         selected: list[Entry] = []
-        probe = Follower(watchers, streams, lambda m: True, 0.0)
+        probe = Follower([w.lower() for w in watchers], streams, lambda m: True, 0.0)
         for watcher, rings in self.rings.items():
-            for ring in rings.values():
-                mine = [e for e in ring.lines if probe.wants(watcher, e[3])]
-                selected.extend(mine[-lines:] if lines > 0 else [])
+            if lines <= 0 or not any(probe.wants(watcher, s) for s in streams):
+                continue
+            for pid, ring in rings.items():
+                selected.extend(ring.lines(watcher, pid, streams, lines))
         return sorted(selected)
 
     def follow(self, key: str, watchers: list[str], streams: tuple[str, ...], push: Push) -> None:
