@@ -22,8 +22,8 @@ def add_parser(commands: Any) -> None:
         description=(
             "Show the last lines each process printed, then with -f the live output, as "
             "'name[pid] | line'. Works whatever the watcher's output stream is (a file, the "
-            "terminal, or none). WATCHER may be a glob. The daemon keeps the last lines "
-            "of each process (the last 256 KiB), and of the last 5 processes of each watcher that ended."
+            "terminal, or none). WATCHER may be a glob. The daemon keeps the last 256 KiB "
+            "of output of each process, and of the last 5 processes of each watcher that ended."
         ),
     )
     parser.add_argument("watchers", nargs="*", metavar="WATCHER", help="default: all")
