@@ -168,3 +168,56 @@ async def test_flapping_options_stop_the_watcher_and_retry(daemon) -> None:
     await async_wait_until(lambda: len(d.topics(".spawn")) >= 6, what="a retry round")
     await async_wait_until(lambda: watcher.status == "stopped", what="giving up")
     assert len(d.topics(".spawn")) == 6  # 3 deaths, retry once, 3 more deaths, give up
+
+
+async def test_a_slow_sink_slows_the_child_not_the_daemon(daemon, tmp_path: Path) -> None:
+    """A disk that takes 0.2 s per write: the loop stays responsive, the child is held back by
+    its full pipe, and the daemon does not buffer the flood in memory."""
+    import asyncio
+    import sys
+
+    import psutil
+
+    (tmp_path / "slowsink.py").write_text(
+        "import time\n"
+        "class Slow:\n"
+        "    def __init__(self, **options):\n"
+        "        self.calls = 0\n"
+        "    def __call__(self, data):\n"
+        "        time.sleep(0.2)\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    progress = tmp_path / "written"
+    (tmp_path / "flood.py").write_text(
+        "import sys\n"
+        "chunk = b'x' * 65535 + b'\\n'\n"
+        "for i in range(2000):\n"
+        "    sys.stdout.buffer.write(chunk)\n"
+        "    sys.stdout.flush()\n"
+        f"    open({str(progress)!r}, 'w').write(str(i))\n"
+    )
+    flood = f"{PYTHON} {tmp_path / 'flood.py'}"
+    try:
+        d = await daemon(
+            f"""
+            [watcher:flood]
+            cmd = {flood}
+            stdout_stream.class = slowsink.Slow
+            """
+        )
+        await async_wait_until(lambda: progress.exists(), what="the flood to start")
+        rss_before = psutil.Process().memory_info().rss
+        # the loop answers timers on time while the sink crawls
+        for _ in range(10):
+            started = time.monotonic()
+            await asyncio.sleep(0.02)
+            assert time.monotonic() - started < 0.5, "the daemon's loop was blocked"
+        await asyncio.sleep(1.0)
+        written_mb = int(progress.read_text() or 0) * 64 / 1024
+        assert written_mb < 20, f"the child was not slowed down ({written_mb:.0f} MiB written)"
+        growth = (psutil.Process().memory_info().rss - rss_before) / 2**20
+        assert growth < 20, f"the daemon buffered the flood ({growth:.0f} MiB)"
+        assert d.watcher("flood").status == "active"
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("slowsink", None)

@@ -9,7 +9,12 @@ recording a line is one append to a deque.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
+import logging
+import os
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,12 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RING_BYTES = 256 * 1024
+log = logging.getLogger("bigtop.output")
 ENDED_KEPT = 5  # rings kept per watcher for processes that ended
 FOLLOW_TTL = 15.0  # a follower that does not renew within this is dropped
 FLUSH_DELAY = 0.05
 
 Entry = tuple[float, str, int, str, str]  # time, watcher, pid, stream, line
-Push = Callable[[dict[str, Any]], bool]  # False: the message could not be queued
+Push = Callable[[dict[str, Any]], bool]
+Block = tuple[
+    str, int, str, bytes
+]  # watcher, pid, stream, whole lines  # False: the message could not be queued
 
 
 @dataclass
@@ -150,36 +159,118 @@ class LogBook:
             follower.pending = []
 
 
+class BackgroundWriter:
+    """Writes blocks in a thread of its own, so a slow disk or a stalled terminal never holds
+    up the daemon's loop. At most `limit` blocks wait; past that the pipe readers pause, the
+    pipe fills, and the child is slowed down by its own writes: memory stays bounded."""
+
+    def __init__(
+        self, write: Callable[[Block], None], loop: asyncio.AbstractEventLoop, limit: int = 16
+    ) -> None:
+        self._write = write
+        self._loop = loop
+        self._limit = limit
+        self._queue: queue.SimpleQueue[Block | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._waiters: list[Callable[[], None]] = []
+        self._thread: threading.Thread | None = None
+
+    def put(self, data: Block) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="bigtop-writer", daemon=True)
+            self._thread.start()
+        with self._lock:
+            self._pending += 1
+        self._queue.put(data)
+
+    def full(self) -> bool:
+        return self._pending >= self._limit
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if self._pending < self._limit:
+                self._loop.call_soon(callback)
+                return
+            self._waiters.append(callback)
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            try:
+                self._write(data)
+            except Exception:  # the sinks report their own failures; never kill the thread
+                log.exception("writing captured output failed")
+            with self._lock:
+                self._pending -= 1
+                wake = self._waiters if self._pending <= self._limit // 2 else []
+                if wake:
+                    self._waiters = []
+            for callback in wake:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    self._loop.call_soon_threadsafe(callback)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+
 class CaptureSink:
-    """Records lines for `bigtop logs`, then hands them to the configured sink (if any)."""
+    """Records lines for `bigtop logs`, then hands them (in a writer thread) to the
+    configured sink, or to the daemon's own stdout/stderr when none is configured."""
 
     def __init__(self, book: LogBook, inner: Any | None, passthrough: int | None = None) -> None:
         self.book = book
         self.inner = inner
-        self.passthrough = passthrough  # the daemon's own fd, when no stream is configured
+        self.passthrough = passthrough
+        self._writer: BackgroundWriter | None = None
+
+    def _background(self) -> BackgroundWriter:
+        if self._writer is None:
+            self._writer = BackgroundWriter(self._write_now, asyncio.get_running_loop())
+        return self._writer
 
     def write_line(self, name: str, pid: int, stream: str, line: bytes) -> None:
         self.write_block(name, pid, stream, line + b"\n")
 
     def write_block(self, name: str, pid: int, stream: str, data: bytes) -> None:
         self.book.record(name, pid, stream, data)
+        if self.inner is None and self.passthrough is None:
+            return
+        self._background().put((name, pid, stream, data))
+
+    def _write_now(self, block: Block) -> None:
+        name, pid, stream, data = block
         if self.inner is not None:
             self.inner.write_block(name, pid, stream, data)
         elif self.passthrough is not None:
             _write_all(self.passthrough, data)
 
+    # back-pressure, for the pipe readers
+    def full(self) -> bool:
+        return self._writer is not None and self._writer.full()
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        self._background().when_drained(callback)
+
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self.inner is not None:
             self.inner.close()
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    import os
-
     view = memoryview(data)
     try:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-    except (BlockingIOError, BrokenPipeError, OSError):
-        pass  # the daemon's own output is gone or full: the lines stay in the rings
+    except OSError:
+        pass  # the daemon's own output is gone: the lines stay in the rings

@@ -726,6 +726,7 @@ class PipeReader:
         self.partial = b""
         self.bytes_read = 0
         self._sink_failing = False
+        self._paused = False
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._readable)
 
@@ -739,6 +740,24 @@ class PipeReader:
         for _ in range(READS_PER_WAKEUP):
             if not self._read_once():
                 break
+            if self._backed_up():
+                break
+
+    def _backed_up(self) -> bool:
+        """The sink's queue is full: stop reading until it drains. The child's pipe then
+        fills and its writes block: it is slowed down, the daemon's memory is not spent."""
+        full = getattr(self.sink, "full", None)
+        if full is None or not full() or self.fd < 0:
+            return False
+        self._paused = True
+        self.loop.remove_reader(self.fd)
+        self.sink.when_drained(self._resume)  # type: ignore[attr-defined]
+        return True
+
+    def _resume(self) -> None:
+        if self._paused and self.fd >= 0:
+            self._paused = False
+            self.loop.add_reader(self.fd, self._readable)
 
     def _read_once(self) -> bool:
         """Read one chunk; False when nothing more can be read right now."""
