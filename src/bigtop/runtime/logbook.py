@@ -195,16 +195,25 @@ class BackgroundWriter:
             self._waiters.append(callback)
 
     def _run(self) -> None:
-        while True:
-            data = self._queue.get()
-            if data is None:
-                return
-            try:
-                self._write(data)
-            except Exception:  # the sinks report their own failures; never kill the thread
-                log.exception("writing captured output failed")
+        stopping = False
+        while not stopping:
+            batch: list[Block] = []
+            item = self._queue.get()
+            while item is not None:
+                batch.append(item)
+                try:
+                    item = self._queue.get_nowait()  # take everything waiting: fewer writes
+                except queue.Empty:
+                    break
+            else:
+                stopping = True
+            for block in _coalesce(batch):
+                try:
+                    self._write(block)
+                except Exception:  # the sinks report their own failures; keep the thread
+                    log.exception("writing captured output failed")
             with self._lock:
-                self._pending -= 1
+                self._pending -= len(batch)
                 wake = self._waiters if self._pending <= self._limit // 2 else []
                 if wake:
                     self._waiters = []
@@ -218,6 +227,17 @@ class BackgroundWriter:
             self._queue.put(None)
             self._thread.join(timeout)
             self._thread = None
+
+
+def _coalesce(batch: list[Block]) -> list[Block]:
+    """Join consecutive blocks of the same process and stream into one write."""
+    groups: list[tuple[str, int, str, list[bytes]]] = []
+    for name, pid, stream, data in batch:
+        if groups and groups[-1][:3] == (name, pid, stream):
+            groups[-1][3].append(data)
+        else:
+            groups.append((name, pid, stream, [data]))
+    return [(name, pid, stream, b"".join(parts)) for name, pid, stream, parts in groups]
 
 
 class CaptureSink:
