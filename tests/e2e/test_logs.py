@@ -82,12 +82,19 @@ def test_follow_shows_new_lines_and_an_ended_process_stays_readable(
         [watcher:late]
         cmd = {PYTHON} -u {script} {trigger}
         respawn = never
+
+        [watcher:steady]
+        cmd = {_talker("steady")}
         """
     )
-    daemon.wait_children(1)
+    daemon.wait_children(2)
+    wait_until(
+        lambda: "steady 20" in bigtop(tmp_path, "logs", "-n", "30", "steady").stdout,
+        what="steady's lines",
+    )
     follower = subprocess.Popen(
         [sys.executable, "-m", "bigtop", "-c", str(tmp_path / "circus.ini"), "logs", "-f",
-         "-n", "0", "late"],
+         "-n", "5", "--stdout", "late", "steady"],
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -98,6 +105,11 @@ def test_follow_shows_new_lines_and_an_ended_process_stays_readable(
         wait_until(lambda: seen, what="live lines reaching the follower")
         trigger.write_text("")
         wait_until(lambda: any(line.endswith("| late line\n") for line in seen), what="late")
+        # the last lines of both watchers came first, then the new one
+        steady = [line for line in seen if line.startswith("steady[")]
+        assert [line.rsplit("| ", 1)[1].strip() for line in steady[:5]] == [
+            f"steady {i}" for i in range(16, 21)
+        ]
         wait_until(
             lambda: "last words" in bigtop(tmp_path, "logs", "-n", "20", "late").stdout,
             what="the crashed process's last words, readable after it ended",
