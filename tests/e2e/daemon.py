@@ -150,7 +150,8 @@ class DaemonPool:
         sockets = Path(tempfile.mkdtemp(prefix="btc-", dir="/tmp"))
         index = len(self.started)
         config = self.directory / f"circus-{index}.ini"
-        config.write_text(endpoints_section(sockets) + textwrap.dedent(ini).lstrip())
+        ini = textwrap.dedent(ini).lstrip().replace("{sockets}", str(sockets))
+        config.write_text(endpoints_section(sockets) + ini)
         log = self.directory / f"daemon-{index}.log"
         sink = log.open("w")
         process = subprocess.Popen(

@@ -1282,3 +1282,42 @@ def test_raw_requests_get_circus_replies(bigtop) -> None:
     error_reply(reply, 1, "json invalid")
     [reply] = exchange(daemon.control, [b'{"id": "r2", "command": "list"}'], kind=zmq.REQ)
     assert ok_reply(reply, "watchers")["watchers"] == ["w"]
+
+
+# ---- the stats stream, read by Circus's own stats client (what circus-top uses) ------------
+STATS_CLIENT = """
+import json, sys, time
+from circus.stats.client import StatsClient
+client = StatsClient(endpoint=sys.argv[1])
+client.timeout = 0.5
+seen = {}
+deadline = time.time() + 20
+for watcher, subtopic, stat in client.iter_messages():
+    seen[f"{watcher}.{subtopic}"] = stat
+    if time.time() > deadline or ("w.None" in seen and "circus.None" in seen and len(seen) >= 5):
+        break
+print(json.dumps(seen))
+"""
+
+
+def test_circus_stats_client_reads_the_stats_stream(circus, bigtop) -> None:
+    daemon = bigtop(
+        f"""
+        [circus]
+        stats_endpoint = ipc://{{sockets}}/stats.sock
+
+        [watcher:w]
+        cmd = {sleeper("3600.171")}
+        numprocesses = 2
+        """
+    )
+    pids = daemon.wait_running("3600.171", 2)
+    endpoint = f"ipc://{daemon.sockets}/stats.sock"
+    result = circus.script(STATS_CLIENT, endpoint, timeout=60)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert sorted(seen["w.None"]["pid"]) == sorted(pids)
+    for pid in pids:
+        stat = seen[f"w.{pid}"]
+        assert stat["pid"] == pid and "cpu" in stat and "mem" in stat and "age" in stat
+    assert seen["circus.None"]["pid"]

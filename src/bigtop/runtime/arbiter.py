@@ -41,6 +41,7 @@ from bigtop.runtime.reaper import Reaper
 from bigtop.runtime.sockets import BoundSocket, SocketBindError, bind_fresh, per_process, used_by
 from bigtop.runtime.sockets import bind as bind_socket
 from bigtop.runtime.sockets import close as close_socket
+from bigtop.runtime.statsstream import StatsStream
 from bigtop.runtime.watcher import Services, Watcher, resolve_hooks
 
 log = logging.getLogger("bigtop.arbiter")
@@ -69,6 +70,7 @@ class Arbiter:
         self._discovery: asyncio.BaseTransport | None = None
         self._notify: NotifyListener | None = None
         self._starters: set[asyncio.Task[None]] = set()
+        self._stats: StatsStream | None = None
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
@@ -202,6 +204,11 @@ class Arbiter:
                 raise
             self.endpoints = self.server.endpoints
             self.server.start()
+        if self.server is not None and (
+            self.config.circus.statsd or self.config.circus.stats_endpoint
+        ):
+            self._stats = StatsStream(self, self.server.context, self.endpoints.stats)
+            log.info("stats stream on %s", self.endpoints.stats)
         if self.config.circus.multicast_endpoint and self.server is not None:
             try:
                 self._discovery = await discovery.start(
@@ -240,6 +247,8 @@ class Arbiter:
                 self._notify = None
             if self._discovery is not None:
                 self._discovery.close()
+            if self._stats is not None:
+                await self._stats.close()
             if self.server is not None:
                 await self.server.close()
 
