@@ -71,6 +71,7 @@ class Arbiter:
         self._notify: NotifyListener | None = None
         self._starters: set[asyncio.Task[None]] = set()
         self._stats: StatsStream | None = None
+        self._armed: dict[str, list[int]] = {}  # on_demand watchers waiting on socket fds
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
@@ -265,12 +266,16 @@ class Arbiter:
             return False
         for fd in fds:
             self.loop.add_reader(fd, self._on_demand, watcher, fds)
+        self._armed[watcher.name.lower()] = fds
         log.info("watcher %r starts on its first connection", watcher.name)
         return True
 
-    def _on_demand(self, watcher: Watcher, fds: list[int]) -> None:
-        for fd in fds:
+    def disarm_on_demand(self, watcher: Watcher) -> None:
+        for fd in self._armed.pop(watcher.name.lower(), []):
             self.loop.remove_reader(fd)
+
+    def _on_demand(self, watcher: Watcher, fds: list[int]) -> None:
+        self.disarm_on_demand(watcher)
         if not self._quitting and watcher.is_stopped():
             log.info("watcher %r: a connection is waiting; starting it", watcher.name)
             watcher.start()
@@ -428,6 +433,8 @@ class Arbiter:
         if stop:
             await watcher.stop()
         self.watchers.pop(watcher.name.lower(), None)
+        self.disarm_on_demand(watcher)
+        self.services.logbook.forget(watcher.name)
         self.config = msgspec.structs.replace(
             self.config,
             watchers=tuple(
