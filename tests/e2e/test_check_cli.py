@@ -259,7 +259,7 @@ def test_json_watcher_entry_after_substitution(tmp_path: Path) -> None:
         "reload_batch": 1,
         "backoff_initial": 0.5,
         "backoff_max": 30.0,
-        "backoff_reset": 10.0,
+        "backoff_reset": 1.0,
         "flapping.attempts": 2,
         "flapping.window": 1.0,
         "flapping.retry_in": 7.0,

@@ -54,7 +54,7 @@ class FlappingConfig(Frozen, frozen=True, kw_only=True):
 class BackoffConfig(Frozen, frozen=True, kw_only=True):
     initial: float = 0.5
     max: float = 30.0
-    reset: float = 10.0
+    reset: float = 1.0  # like supervisord's startsecs: a process up this long is "started"
 
 
 class WatcherConfig(Frozen, frozen=True, kw_only=True):

@@ -253,7 +253,7 @@ def test_watcher_defaults(tmp_path: Path) -> None:
     assert (w.close_child_stdout, w.close_child_stderr) == (False, False)
     assert w.respawn == "always"
     assert w.success_exit_codes == (0,)
-    assert w.backoff == BackoffConfig(initial=0.5, max=30.0, reset=10.0)
+    assert w.backoff == BackoffConfig(initial=0.5, max=30.0, reset=1.0)
     assert w.flapping is None
     assert w.autostart is True
     assert (w.max_age, w.max_age_variance) == (0, 30)
