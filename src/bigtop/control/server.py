@@ -35,6 +35,24 @@ from bigtop.runtime.controller import Controller
 log = logging.getLogger("bigtop.control")
 
 
+QUICK_COMMANDS = (
+    b'"status"', b'"list"', b'"numwatchers"', b'"numprocesses"', b'"globaloptions"',
+    b'"options"', b'"get"', b'"listsockets"',
+)  # fmt: skip
+
+
+def _quick(payload: bytes) -> bool:
+    """A cheap look (no parsing) for a read-only command; anything unsure takes the task path."""
+    return (
+        len(payload) < 4096
+        and b'"waiting"' not in payload
+        and any(
+            b'"command": ' + name in payload or b'"command":' + name in payload
+            for name in QUICK_COMMANDS
+        )
+    )
+
+
 def _bound(sock: zmq.asyncio.Socket, asked: str) -> str:
     if not asked.startswith("tcp://"):
         return asked
@@ -125,6 +143,11 @@ class ControlServer:
         assert self.router is not None
         while True:
             frames = await self.router.recv_multipart()
+            if _quick(frames[-1]):
+                # Read-only commands never wait on anything: answer in line, which saves a
+                # task per request on the path every status poll takes.
+                await self._answer(frames)
+                continue
             task = asyncio.create_task(self._answer(frames))
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
