@@ -30,27 +30,9 @@ from bigtop.protocol.codec import (
     ok_reply,
 )
 from bigtop.protocol.errors import CommandError, Errno
-from bigtop.runtime.controller import Controller
+from bigtop.runtime.controller import ASYNC_COMMANDS, Controller
 
 log = logging.getLogger("bigtop.control")
-
-
-QUICK_COMMANDS = (
-    b'"status"', b'"list"', b'"numwatchers"', b'"numprocesses"', b'"globaloptions"',
-    b'"options"', b'"get"', b'"listsockets"',
-)  # fmt: skip
-
-
-def _quick(payload: bytes) -> bool:
-    """A cheap look (no parsing) for a read-only command; anything unsure takes the task path."""
-    return (
-        len(payload) < 4096
-        and b'"waiting"' not in payload
-        and any(
-            b'"command": ' + name in payload or b'"command":' + name in payload
-            for name in QUICK_COMMANDS
-        )
-    )
 
 
 def _bound(sock: zmq.asyncio.Socket, asked: str) -> str:
@@ -143,24 +125,37 @@ class ControlServer:
         assert self.router is not None
         while True:
             frames = await self.router.recv_multipart()
-            if _quick(frames[-1]):
-                # Read-only commands never wait on anything: answer in line, which saves a
-                # task per request on the path every status poll takes.
-                await self._answer(frames)
+            if len(frames) >= 3 and frames[1] == b"":
+                envelope, payload = frames[:2], b"".join(frames[2:])  # REQ framing
+            elif len(frames) >= 2:
+                envelope, payload = frames[:1], b"".join(frames[1:])
+            else:
+                log.warning("dropped a request without a body from a client")
                 continue
-            task = asyncio.create_task(self._answer(frames))
-            self._requests.add(task)
-            task.add_done_callback(self._requests.discard)
+            request = self.decode(payload, envelope)
+            if isinstance(request, Request) and request.command in ASYNC_COMMANDS:
+                # May wait (a stop, a reload): in a task of its own, so nobody else waits.
+                task = asyncio.create_task(self._answer(envelope, request))
+                self._requests.add(task)
+                task.add_done_callback(self._requests.discard)
+            else:
+                # Errors and read-only commands are answered in line, in arrival order.
+                await self._answer(envelope, request)
 
-    async def _answer(self, frames: list[bytes]) -> None:
-        if len(frames) >= 3 and frames[1] == b"":
-            envelope, payload = frames[:2], b"".join(frames[2:])  # REQ framing
-        elif len(frames) >= 2:
-            envelope, payload = frames[:1], b"".join(frames[1:])
-        else:
-            log.warning("dropped a request without a body from a client")
-            return
-        reply = await self.respond(payload, envelope)
+    def decode(self, payload: bytes, envelope: list[bytes] | None) -> Request | dict[str, Any]:
+        """The request, or the error reply for what could not be read."""
+        if not payload.strip():
+            return error_reply(None, "empty request", Errno.INVALID_JSON)
+        try:
+            request = decode_request(payload)
+        except DecodeError as exc:
+            return error_reply(exc.request_id, exc.reason, exc.errno)
+        if envelope is not None:
+            request = dataclasses.replace(request, push=self._pusher(envelope, request.id))
+        return request
+
+    async def _answer(self, envelope: list[bytes], request: Request | dict[str, Any]) -> None:
+        reply = await self.run(request) if isinstance(request, Request) else request
         if reply is not None and self.router is not None:
             try:
                 await self.router.send_multipart([*envelope, encode(reply)])
@@ -171,15 +166,8 @@ class ControlServer:
         self, payload: bytes, envelope: list[bytes] | None = None
     ) -> dict[str, Any] | None:
         """The reply to one request, or None for a cast."""
-        if not payload.strip():
-            return error_reply(None, "empty request", Errno.INVALID_JSON)
-        try:
-            request = decode_request(payload)
-        except DecodeError as exc:
-            return error_reply(exc.request_id, exc.reason, exc.errno)
-        if envelope is not None:
-            request = dataclasses.replace(request, push=self._pusher(envelope, request.id))
-        return await self.run(request)
+        request = self.decode(payload, envelope)
+        return await self.run(request) if isinstance(request, Request) else request
 
     def _pusher(self, envelope: list[bytes], request_id: Any) -> Any:
         """Send further messages for one request (never blocks: False when the client's
