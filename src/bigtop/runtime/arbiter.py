@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from bigtop.config.model import Config, WatcherConfig
 from bigtop.config.sockets import parse_socket
 from bigtop.control import discovery
 from bigtop.control.curve import server_keys
-from bigtop.control.endpoints import Endpoints, ipc_path, resolve
+from bigtop.control.endpoints import Endpoints, ipc_path, resolve, runtime_dir
 from bigtop.control.server import ControlServer
 from bigtop.core.states import WatcherStatus
 from bigtop.errors import ConfigError, ConfigProblem
@@ -41,6 +42,7 @@ from bigtop.runtime.reaper import Reaper
 from bigtop.runtime.sockets import BoundSocket, SocketBindError, bind_fresh, per_process, used_by
 from bigtop.runtime.sockets import bind as bind_socket
 from bigtop.runtime.sockets import close as close_socket
+from bigtop.runtime.statefile import StateFile
 from bigtop.runtime.statsstream import StatsStream
 from bigtop.runtime.watcher import Services, Watcher, resolve_hooks
 
@@ -72,6 +74,8 @@ class Arbiter:
         self._starters: set[asyncio.Task[None]] = set()
         self._stats: StatsStream | None = None
         self._armed: dict[str, list[int]] = {}  # on_demand watchers waiting on socket fds
+        self._statefile: StateFile | None = None
+        self._state_timer: asyncio.TimerHandle | None = None
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
@@ -111,6 +115,8 @@ class Arbiter:
     def publish(self, watcher: str, action: str, payload: dict[str, Any]) -> None:
         topic = f"watcher.{watcher.lower().replace(' ', '_')}.{action}"
         message = {**payload, "time": time.time()}
+        if action in ("spawn", "reap"):
+            self._state_changed()
         if self.server is not None:
             self.server.publish(topic, message)
         for subscriber in list(self.subscribers):
@@ -196,6 +202,12 @@ class Arbiter:
 
     async def run(self) -> None:
         """Start everything, serve signals until asked to quit, stop everything."""
+        if self.server is not None:
+            # what a previous daemon, killed with SIGKILL, left running: stop it first
+            self._statefile = StateFile(self._state_path())
+            with contextlib.suppress(OSError):
+                os.makedirs(os.path.dirname(self._statefile.path), mode=0o700, exist_ok=True)
+            self._statefile.stop_leftovers()
         self._bind_sockets()
         if self.server is not None:
             try:
@@ -250,6 +262,10 @@ class Arbiter:
                 self._discovery.close()
             if self._stats is not None:
                 await self._stats.close()
+            if self._state_timer is not None:
+                self._state_timer.cancel()
+            if self._statefile is not None:
+                self._statefile.remove()  # a clean stop leaves nothing to clean up
             if self.server is not None:
                 await self.server.close()
 
@@ -288,6 +304,27 @@ class Arbiter:
             and watcher.name.lower() in self.watchers
         ):
             self.arm_on_demand(watcher)
+
+    def _state_path(self) -> str:
+        control = ipc_path(self.endpoints.control)
+        if control:
+            return os.path.join(os.path.dirname(control), "state.json")
+        digest = hashlib.sha1(self.config.path.encode()).hexdigest()[:12]
+        return os.path.join(runtime_dir(), f"state-{digest}.json")
+
+    def _state_changed(self) -> None:
+        """Record the children soon (several spawns in a row make one write)."""
+        if self._statefile is None or self._state_timer is not None:
+            return
+        self._state_timer = self.loop.call_later(0.05, self._write_state)
+
+    def _write_state(self) -> None:
+        self._state_timer = None
+        if self._statefile is not None:
+            children = {
+                pid: watcher.name for watcher in self.watchers.values() for pid in watcher.popens
+            }
+            self._statefile.write(children)
 
     def notify_socket(self) -> str:
         """The NOTIFY_SOCKET for `ready_check = notify` watchers (made on first use)."""

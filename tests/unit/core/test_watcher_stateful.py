@@ -323,6 +323,9 @@ class WatcherMachine(RuleBasedStateMachine):
             assert core.slots == {}
             assert all(p.state is ProcessState.STOPPING for p in core.procs.values())
             assert core.procs or self.outstanding
+        elif core.reloading:
+            # a rolling reload adds new slots batch by batch; old processes fill the gap
+            assert len(core.slots) <= core.numprocesses
         else:
             assert len(core.slots) == core.numprocesses
             assert core.retry_at is None
