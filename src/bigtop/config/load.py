@@ -531,9 +531,6 @@ def _load_watcher(
 def _cross_checks(
     values: dict[str, Any], options: Mapping[str, RawOption], section: str, found: _Collector
 ) -> None:
-    cmd = values.get("cmd", "")
-    if " ;" in cmd or "\t;" in cmd:
-        pass  # the ';' was already cut by the parser; the warning below comes from the raw line
     raw_cmd = options.get("cmd")
     if raw_cmd is not None and _comment_truncated(raw_cmd):
         found.warn(

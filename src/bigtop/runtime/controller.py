@@ -557,11 +557,10 @@ def watcher_options(watcher: Watcher) -> dict[str, Any]:
             values[key] = dict(config.env) or None
         elif key == "respawn":
             values[key] = config.respawn != "never"
-        elif key == "use_sockets":
-            values[key] = config.use_sockets
+        elif key == "args":
+            values[key] = config.args or None  # Circus shows null for no args
         else:
             values[key] = getattr(config, key)
-    values["args"] = config.args or None
     values.update(config.options)
     return values
 
