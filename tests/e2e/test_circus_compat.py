@@ -52,7 +52,7 @@ INFO_FIELDS = {
     "wid",
 }
 DSTATS_FIELDS = INFO_FIELDS - {"started", "wid"}
-BIGTOP_EXTRA_FIELDS = {"state"}
+BIGTOP_EXTRA_FIELDS = {"state", "restarts"}
 OPTIONS_KEYS = {
     "numprocesses",
     "warmup_delay",

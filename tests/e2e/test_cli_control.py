@@ -136,3 +136,20 @@ def test_quit_stops_the_daemon(run_daemon, tmp_path: Path) -> None:
     assert result.returncode in (0, 1)  # the daemon may close before its reply leaves
     assert daemon.process.wait(20) == 0
     assert not [c for c in children if alive(c)]
+
+
+def test_status_history_shows_why_processes_ended(run_daemon, tmp_path: Path) -> None:
+    daemon = run_daemon(
+        f"""
+        [watcher:web]
+        cmd = {SLEEP} cli-history
+        """
+    )
+    [pid] = daemon.wait_children(1)
+    endpoint = f"ipc://{tmp_path}/control.sock"
+    os.kill(pid, 9)
+    wait_until(lambda: not alive(pid) and len(daemon.children()) == 1)
+    result = bigtop("--endpoint", endpoint, "status", "web", "--history")
+    lines = result.stdout.splitlines()
+    assert (result.returncode, lines[:3]) == (0, ["active", "", "web: 1 restart(s)"]), result
+    assert f"wid 1  pid {pid}  killed by SIGKILL (9)" in lines[3] and "restart in 0s" in lines[3]

@@ -92,6 +92,33 @@ def _colour(text: str, code: str, args: argparse.Namespace) -> str:
 
 
 def render_status(reply: dict[str, Any], args: argparse.Namespace) -> str:
+    text = _render_statuses(reply, args)
+    if "history" not in reply:
+        return text
+    if "statuses" not in reply:
+        histories = {args.name: reply["history"]}
+        restarts = {args.name: reply.get("restarts", 0)}
+    else:
+        histories, restarts = reply["history"], reply.get("restarts", {})
+    lines = [text]
+    for name in sorted(histories):
+        lines.append(f"\n{name}: {restarts.get(name, 0)} restart(s)")
+        lines.extend(_history_line(entry) for entry in histories[name])
+    return "\n".join(lines)
+
+
+def _history_line(entry: dict[str, Any]) -> str:
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["time"]))
+    pid = entry["pid"] if entry["pid"] is not None else "-"
+    restart_in = entry.get("restart_in")
+    then = "not restarted" if restart_in is None else f"restart in {restart_in:.3g}s"
+    uptime = f"up {entry['uptime']:.3g}s"
+    return f"  {when}  wid {entry['wid']}  pid {pid}  {entry['reason']}  {uptime}  {then}"
+
+
+def _render_statuses(reply: dict[str, Any], args: argparse.Namespace) -> str:
     if "statuses" not in reply:
         return str(reply.get("status"))
     statuses = reply["statuses"]
@@ -320,7 +347,11 @@ SPECS: list[Spec] = [
          lambda a: _props(a, "name"), render_list),
     Spec("listsockets", "list the sockets", render=render_sockets),
     Spec("status", "status of every watcher, or of one (on a terminal: with process states)",
-         _name(False), lambda a: _props(a, "name") | ({"processes": True} if a.tty else {}),
+         _both(_name(False), lambda p: p.add_argument(
+             "--history", action="store_true",
+             help="also each watcher's restart count and the recent ends of its processes")),
+         lambda a: _props(a, "name") | ({"processes": True} if a.tty else {})
+         | ({"history": True} if a.history else {}),
          render_status),
     Spec("start", "start watchers", _both(_name(False), _waiting, _match),
          lambda a: _props(a, "name", "match") | {"waiting": a.waiting}, render_info),

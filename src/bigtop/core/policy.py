@@ -3,6 +3,7 @@ watcher is flapping. Pure functions and small records; time is always passed in.
 
 from __future__ import annotations
 
+import signal
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -18,8 +19,16 @@ class ExitStatus:
 
     def describe(self) -> str:
         if self.signal is not None:
-            return f"killed by signal {self.signal}"
+            return f"killed by {_signal_name(self.signal)}"
         return f"exited with code {self.code}"
+
+
+def _signal_name(number: int) -> str:
+    """SIGKILL (9) rather than a bare number: what an operator reads in history and logs."""
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return f"signal {number}"
 
 
 def should_respawn(mode: str, status: ExitStatus, success_codes: tuple[int, ...]) -> bool:

@@ -96,6 +96,7 @@ class Slot:
     pid: int | None = None
     pending: bool = False  # a SpawnProcess is out, its outcome not fed yet
     done: bool = False
+    restarts: int = 0  # unexpected exits of this slot's processes that were restarted
 
 
 @dataclass(frozen=True)
@@ -404,6 +405,7 @@ class WatcherCore:
             delay = next_delay(slot.failures, config.backoff)
             slot.ready_at = now + delay
             self.restarts += 1
+            slot.restarts += 1
         else:
             slot.done = True
         self.history.append(

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -166,17 +167,25 @@ class Controller:
     async def cmd_status(self, props: dict[str, Any]) -> dict[str, Any]:
         # bigtop: with `processes: true`, also each process's state ({pid: state}); without
         # it the reply is exactly Circus's.
+        # With `history: true`, each watcher's restart count and its recent process ends.
         detail = bool(props.get("processes"))
+        history = bool(props.get("history"))
         if props.get("name") is not None:
             watcher = self._watcher(props)
             reply: dict[str, Any] = {"status": watcher.status}
             if detail:
                 reply["processes"] = _states(watcher)
+            if history:
+                reply["restarts"] = watcher.core.restarts
+                reply["history"] = _history(watcher)
             return reply
         watchers = self.arbiter.watchers.values()
         reply = {"statuses": {w.name: w.status for w in watchers}}
         if detail:
             reply["processes"] = {w.name: _states(w) for w in watchers}
+        if history:
+            reply["restarts"] = {w.name: w.core.restarts for w in watchers}
+            reply["history"] = {w.name: _history(w) for w in watchers}
         return reply
 
     async def cmd_numwatchers(self, props: dict[str, Any]) -> dict[str, Any]:
@@ -501,7 +510,9 @@ class Controller:
             record = watcher.core.procs.get(pid)
             info["started"] = watcher.spawned_at.get(pid)
             info["wid"] = record.wid if record else None
-            info["state"] = record.condition if record else "stopped"  # bigtop addition
+            info["state"] = record.condition if record else "stopped"  # bigtop additions
+            slot = watcher.core.slots.get(record.wid) if record else None
+            info["restarts"] = slot.restarts if slot else 0
             if extended and "extended_stats" in watcher.hooks:
                 watcher.hooks.run("extended_stats", watcher, self.arbiter, pid=pid, stats=info)
         return info
@@ -567,6 +578,24 @@ def watcher_options(watcher: Watcher) -> dict[str, Any]:
 
 def _states(watcher: Watcher) -> dict[str, str]:
     return {str(pid): p.condition for pid, p in sorted(watcher.core.procs.items())}
+
+
+def _history(watcher: Watcher) -> list[dict[str, Any]]:
+    """The watcher's recent process ends, oldest first, with wall-clock times."""
+    offset = time.time() - time.monotonic()
+    return [
+        {
+            "time": round(entry.time + offset, 3),
+            "pid": entry.pid,
+            "wid": entry.wid,
+            "exit_code": entry.exit_code,
+            "signal": entry.signal,
+            "reason": entry.reason,
+            "uptime": round(entry.uptime, 3),
+            "restart_in": entry.restart_in,
+        }
+        for entry in watcher.history
+    ]
 
 
 def _gone(watcher: Watcher, pid: int) -> Callable[[], bool]:

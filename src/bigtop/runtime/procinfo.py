@@ -1,13 +1,18 @@
-"""Per-process figures in Circus's `stats` format (psutil; a faster path comes with stats).
+"""Per-process figures in Circus's `stats` format.
 
-One `psutil.Process` is kept per pid so CPU percentages are measured between calls, as
-Circus does (the first reading of a process is 0.0).
+On Linux they come straight from /proc: one read of `/proc/PID/stat` gives CPU times, memory,
+nice and start time, and `/proc/PID/task/PID/children` the direct children, so a sample costs
+two small reads (the command line and user are read once per process and cached). Elsewhere
+psutil does the work. CPU percentages are measured between two samples of the same process,
+as Circus does: the first reading of a process is 0.0.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -15,6 +20,9 @@ import psutil
 GONE = "No such process (stopped?)"
 NA = "N/A"
 _SYMBOLS = ("K", "M", "G", "T", "P", "E", "Z", "Y")
+_HAVE_PROC = os.path.exists("/proc/self/stat")
+PRUNE_EVERY = 4096  # samples between two sweeps of the cache
+STALE = 300.0  # seconds without a sample after which a process is forgotten
 
 
 def bytes2human(value: int) -> str:
@@ -31,31 +39,223 @@ def cpu_time(seconds: float) -> str:
     return f"{int(minutes)}:{int(rest):02d}.{round(rest * 100) % 100:02d}"
 
 
+# ---- pure: parsing /proc/PID/stat and turning samples into figures --------------------------
+@dataclass(frozen=True, slots=True)
+class StatFields:
+    """What one line of /proc/PID/stat says (times in clock ticks, sizes in bytes/pages)."""
+
+    state: str
+    ppid: int
+    cpu_ticks: int  # utime + stime
+    user_ticks: int
+    system_ticks: int
+    nice: int
+    threads: int
+    start_ticks: int  # since boot
+    vsize: int  # bytes
+    rss_pages: int
+
+
+def parse_stat(text: str) -> StatFields:
+    """Parse /proc/PID/stat. The command name (field 2) may hold spaces and parentheses,
+    so the fields are counted from its last closing parenthesis."""
+    rest = text[text.rindex(")") + 2 :].split()
+    # rest[0] is field 3 (state): field n is rest[n - 3]
+    utime, stime = int(rest[11]), int(rest[12])
+    return StatFields(
+        state=rest[0],
+        ppid=int(rest[1]),
+        cpu_ticks=utime + stime,
+        user_ticks=utime,
+        system_ticks=stime,
+        nice=int(rest[16]),
+        threads=int(rest[17]),
+        start_ticks=int(rest[19]),
+        vsize=int(rest[20]),
+        rss_pages=int(rest[21]),
+    )
+
+
+def cpu_percent(ticks: int, when: float, previous: tuple[int, float] | None, hz: int) -> float:
+    """Percent of one core used between two samples (above 100 for a multi-threaded process
+    on several cores, as psutil reports it); 0.0 for the first sample."""
+    if previous is None:
+        return 0.0
+    last_ticks, last_when = previous
+    elapsed = when - last_when
+    if elapsed <= 0:
+        return 0.0
+    return round(max(0, ticks - last_ticks) / hz / elapsed * 100, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """Constants of this machine the figures depend on."""
+
+    hz: int
+    page_size: int
+    boot_time: float
+    mem_total: int
+
+    @classmethod
+    def read(cls) -> Machine:
+        return cls(
+            hz=os.sysconf("SC_CLK_TCK"),
+            page_size=os.sysconf("SC_PAGE_SIZE"),
+            boot_time=psutil.boot_time(),
+            mem_total=psutil.virtual_memory().total,
+        )
+
+
+def figures(
+    pid: int,
+    stat: StatFields,
+    machine: Machine,
+    cpu: float,
+    username: str,
+    cmdline: str,
+    now: float,
+) -> dict[str, Any]:
+    """Circus's process info fields from one sample (children are added by the caller)."""
+    rss = stat.rss_pages * machine.page_size
+    created = machine.boot_time + stat.start_ticks / machine.hz
+    return {
+        "pid": pid,
+        "mem_info1": bytes2human(rss),
+        "mem_info2": bytes2human(stat.vsize),
+        "cpu": cpu,
+        "mem": round(rss / machine.mem_total * 100, 3) if machine.mem_total else NA,
+        "ctime": cpu_time(stat.cpu_ticks / machine.hz),
+        "username": username,
+        "nice": stat.nice,
+        "create_time": created,
+        "age": max(0.0, now - created),
+        "cmdline": cmdline,
+    }
+
+
+# ---- I/O ----------------------------------------------------------------------------------
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+@dataclass(slots=True)
+class _Known:
+    """What stays true for the life of one process (a recycled pid has a new start time)."""
+
+    start_ticks: int
+    username: str
+    cmdline: str
+    exec_seen: bool  # the command line was read after the spawn's exec
+    last: tuple[int, float] | None = None
+
+    @property
+    def last_when(self) -> float:
+        return self.last[1] if self.last else 0.0
+
+
 class ProcessInfo:
-    """Cache of psutil handles, so repeated `stats` calls give CPU since the last call."""
+    """Samples processes; keeps the previous sample of each so CPU is measured between calls."""
 
     def __init__(self) -> None:
-        self._handles: dict[int, psutil.Process] = {}
-
-    def _handle(self, pid: int) -> psutil.Process:
-        handle = self._handles.get(pid)
-        if handle is None or not handle.is_running():
-            handle = psutil.Process(pid)
-            handle.cpu_percent(None)
-            self._handles[pid] = handle
-        return handle
+        self._known: dict[int, _Known] = {}
+        self._machine = Machine.read() if _HAVE_PROC else None
+        self._users: dict[int, str] = {}
+        self._handles: dict[int, psutil.Process] = {}  # the psutil path
+        self._samples = 0
 
     def forget(self, pid: int) -> None:
+        self._known.pop(pid, None)
         self._handles.pop(pid, None)
 
+    def _prune(self, when: float) -> None:
+        """Drop what is kept for processes not sampled for a while (they died between
+        samples): the cache never outgrows the processes actually watched."""
+        self._samples = 0
+        stale = [pid for pid, known in self._known.items() if known.last_when < when - STALE]
+        for pid in stale:
+            del self._known[pid]
+        for pid in [pid for pid in self._handles if not psutil.pid_exists(pid)]:
+            del self._handles[pid]
+
     def info(self, pid: int, with_children: bool = True) -> dict[str, Any] | str:
+        if self._machine is None:
+            return self._psutil_info(pid, with_children)
         try:
-            handle = self._handle(pid)
+            stat = parse_stat(_read(f"/proc/{pid}/stat").decode("utf-8", "replace"))
+        except (FileNotFoundError, ProcessLookupError):
+            self.forget(pid)
+            return GONE
+        except (OSError, ValueError, IndexError):
+            return NA
+        if stat.state in ("Z", "X"):
+            return GONE  # exited, not yet reaped: Circus's psutil reports it gone as well
+        now = time.time()
+        when = time.monotonic()
+        self._samples += 1
+        if self._samples >= PRUNE_EVERY:
+            self._prune(when)
+        known = self._known.get(pid)
+        if known is None or known.start_ticks != stat.start_ticks:
+            known = self._learn(pid, stat.start_ticks)
+        elif not known.exec_seen:
+            known.cmdline, known.exec_seen = self._cmdline(pid), True
+        cpu = cpu_percent(stat.cpu_ticks, when, known.last, self._machine.hz)
+        known.last = (stat.cpu_ticks, when)
+        data = figures(pid, stat, self._machine, cpu, known.username, known.cmdline, now)
+        if with_children:
+            data["children"] = [
+                child
+                for child in (self.info(c, False) for c in _children(pid, stat.threads))
+                if isinstance(child, dict)
+            ]
+        return data
+
+    def _learn(self, pid: int, start_ticks: int) -> _Known:
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+            username = self._username(uid)
+        except OSError:
+            username = NA
+        known = _Known(start_ticks, username, self._cmdline(pid), exec_seen=False)
+        self._known[pid] = known
+        return known
+
+    def _username(self, uid: int) -> str:
+        name = self._users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = str(uid)  # as psutil does for a uid with no passwd entry
+            self._users[uid] = name
+        return name
+
+    @staticmethod
+    def _cmdline(pid: int) -> str:
+        try:
+            argv0 = _read(f"/proc/{pid}/cmdline").split(b"\0", 1)[0]
+        except OSError:
+            return NA
+        return os.path.basename(argv0.decode("utf-8", "replace")) if argv0 else NA
+
+    # ---- elsewhere than Linux ----------------------------------------------------------------
+    def _psutil_info(self, pid: int, with_children: bool) -> dict[str, Any] | str:
+        try:
+            handle = self._handles.get(pid)
+            if handle is None or not handle.is_running():
+                handle = psutil.Process(pid)
+                handle.cpu_percent(None)
+                self._handles[pid] = handle
             with handle.oneshot():
-                data = _read(handle)
+                data = _psutil_read(handle)
                 if with_children:
                     data["children"] = [
-                        self.info(child.pid, with_children=False) for child in handle.children()
+                        self._psutil_info(child.pid, False) for child in handle.children()
                     ]
         except psutil.NoSuchProcess:
             self.forget(pid)
@@ -65,7 +265,21 @@ class ProcessInfo:
         return data
 
 
-def _read(handle: psutil.Process) -> dict[str, Any]:
+def _children(pid: int, threads: int) -> list[int]:
+    """Direct children; a single-threaded process has them all in one file."""
+    if threads == 1:
+        try:
+            return [int(child) for child in _read(f"/proc/{pid}/task/{pid}/children").split()]
+        except FileNotFoundError:
+            pass  # no CONFIG_PROC_CHILDREN, or the process is going: the general path
+        except OSError:
+            return []
+    from bigtop.runtime.proctree import direct_children
+
+    return direct_children(pid)
+
+
+def _psutil_read(handle: psutil.Process) -> dict[str, Any]:
     data: dict[str, Any] = {"pid": handle.pid}
     memory = _try(handle.memory_info)
     data["mem_info1"] = bytes2human(memory.rss) if memory != NA else NA

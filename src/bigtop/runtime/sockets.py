@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import socket
+import sys
 from dataclasses import dataclass
 
 import msgspec
@@ -36,6 +37,19 @@ class BoundSocket:
     def fd(self) -> int:
         return self.sock.fileno()
 
+    def queued(self) -> int:
+        """Connections waiting in the accept queue now (TCP listening sockets; 0 otherwise):
+        what the stats stream reports as a socket's `reads`."""
+        if self.spec.family == "AF_UNIX" or self.sock.type != socket.SOCK_STREAM:
+            return 0
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+        except OSError:
+            return 0
+        # struct tcp_info: 8 bytes of u8 fields, then u32 rto, ato, snd_mss, rcv_mss, unacked;
+        # on a listening socket the kernel reports its accept backlog as tcpi_unacked
+        return int.from_bytes(info[24:28], sys.byteorder) if len(info) >= 28 else 0
+
     def describe(self) -> dict[str, object]:
         """`listsockets` entry, as Circus shapes it."""
         entry: dict[str, object] = {"fd": self.fd, "name": self.spec.name}
@@ -46,6 +60,9 @@ class BoundSocket:
             host, port = self.sock.getsockname()[:2]
             entry["host"], entry["port"] = host, port
         return entry
+
+
+_TCP_INFO_SIZE = 104
 
 
 def bind(spec: SocketSpec) -> BoundSocket:

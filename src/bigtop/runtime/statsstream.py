@@ -20,13 +20,14 @@ import zmq
 import zmq.asyncio
 
 from bigtop.control.endpoints import prepare_ipc, remove_ipc, restrict_ipc
-from bigtop.runtime.procinfo import GONE, NA, ProcessInfo
+from bigtop.runtime.procinfo import NA, ProcessInfo
 
 if TYPE_CHECKING:
     from bigtop.runtime.arbiter import Arbiter
 
 log = logging.getLogger("bigtop.stats")
 PERIOD = 1.0
+CHUNK = 200  # processes sampled between two yields to the event loop
 
 
 def aggregate(infos: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,35 +92,39 @@ class StatsStream:
                 log.warning("collecting stats took %.2fs", loop.time() - started)
 
     async def _publish_all(self) -> None:
+        sampled = 0
         for watcher in list(self.arbiter.watchers.values()):
             topic = watcher.name.lower().replace(" ", "_")
             infos = []
-            for pid in watcher.pids:
+            for pid in list(watcher.pids):
                 info = self.info.info(pid)
                 if isinstance(info, dict):
                     infos.append(info)
                     self._send(f"stat.{topic}.{pid}", {**info, "subtopic": pid, "name": None})
-                elif info == GONE:
-                    self.info.forget(pid)
+                sampled += 1
+                if sampled % CHUNK == 0:
+                    await asyncio.sleep(0)  # a long round never holds the loop for long
             self._send(f"stat.{topic}", aggregate(infos))
-            await asyncio.sleep(0)  # let other work in between watchers
-        own = self.info.info(os.getpid())
+        own = self.info.info(os.getpid(), with_children=False)
         if isinstance(own, dict):
+            own["children"] = []
             self._send(
                 f"stat.circus.{own['pid']}", {**own, "subtopic": own["pid"], "name": "circusd"}
             )
             self._send("stat.circus", aggregate([own]))
-        addresses = []
+        addresses, total = [], 0
         for bound in self.arbiter.sockets.values():
             entry = bound.describe()
-            address = entry.get("path") or f"{entry.get('host')}:{entry.get('port')}"
+            address = str(entry.get("path") or f"{entry.get('host')}:{entry.get('port')}")
+            queued = bound.queued()
             addresses.append(address)
+            total += queued
             self._send(
                 f"stat.sockets.{entry['fd']}",
-                {"fd": entry["fd"], "subtopic": entry["fd"], "reads": 0, "address": address},
+                {"fd": entry["fd"], "subtopic": entry["fd"], "reads": queued, "address": address},
             )
         if addresses:
-            self._send("stat.sockets", {"addresses": addresses, "reads": 0})
+            self._send("stat.sockets", {"addresses": addresses, "reads": total})
 
     def _send(self, topic: str, payload: dict[str, Any]) -> None:
         with contextlib.suppress(zmq.Again):

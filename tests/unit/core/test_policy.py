@@ -22,8 +22,8 @@ BACKOFF = BackoffConfig(initial=0.5, max=30.0, reset=10.0)
 def test_exit_status_describe() -> None:
     assert ExitStatus(code=0).describe() == "exited with code 0"
     assert ExitStatus(code=3).describe() == "exited with code 3"
-    assert ExitStatus(signal=9).describe() == "killed by signal 9"
-    assert ExitStatus(code=1, signal=15).describe() == "killed by signal 15"
+    assert ExitStatus(signal=9).describe() == "killed by SIGKILL (9)"
+    assert ExitStatus(code=1, signal=15).describe() == "killed by SIGTERM (15)"
 
 
 def test_exit_status_is_frozen_and_comparable() -> None:

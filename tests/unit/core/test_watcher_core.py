@@ -246,7 +246,7 @@ def test_backoff_log_message_names_the_delay() -> None:
         reap(102, -11),
         LogMessage(
             "warning",
-            "watcher 'web': process 102 (wid 1) killed by signal 11; restarting in 0.5s",
+            "watcher 'web': process 102 (wid 1) killed by SIGSEGV (11); restarting in 0.5s",
         ),
     ]
     assert h.core.next_wakeup() == 2.5
@@ -308,7 +308,7 @@ def test_unexpected_exit_history() -> None:
     h.exit(1, sig(9), at=5.0)
     assert list(h.core.history) == [
         HistoryEntry(4.0, 101, 1, 3, None, "exited with code 3", 4.0, 0.0),
-        HistoryEntry(5.0, 102, 1, None, 9, "killed by signal 9", 1.0, 2.0),
+        HistoryEntry(5.0, 102, 1, None, 9, "killed by SIGKILL (9)", 1.0, 2.0),
     ]
 
 
@@ -344,7 +344,7 @@ def test_respawn_never() -> None:
         reap(102, -9),
         LogMessage(
             "warning",
-            "watcher 'web': process 102 (wid 2) killed by signal 9; not restarted (respawn)",
+            "watcher 'web': process 102 (wid 2) killed by SIGKILL (9); not restarted (respawn)",
         ),
         StopCompleted("every process ended"),
         Publish("stop"),
