@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from bigtop import __version__
-from bigtop.cli import check, ctl, events, keygen, logs, run
+from bigtop.cli import check, ctl, events, keygen, logs, run, top
 
 DESCRIPTION = """\
 bigtop runs and watches processes: N copies of each command, restarted when they die,
@@ -18,6 +18,7 @@ stopped gracefully, configured with a Circus-compatible circus.ini.
   bigtop status               ask a running daemon (every circusctl command works)
   bigtop events               follow what happens, live
   bigtop logs -f web          what the processes print, live
+  bigtop top                  live view of watchers and processes
 
 Clients find the daemon with --endpoint, then $BIGTOP_ENDPOINT, then $CIRCUSCTL_ENDPOINT,
 then -c CONFIG's [circus] endpoint, then the default ipc socket in your runtime directory.
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser(commands)
     logs.add_parser(commands)
     keygen.add_parser(commands)
+    top.add_parser(commands)
     return parser
 
 
