@@ -26,9 +26,7 @@ def add_parser(commands: Any) -> None:
             "the selected process (the watcher replaces it), q quits. Actions ask for y first."
         ),
     )
-    parser.add_argument(
-        "--interval", type=float, default=1.0, help="seconds between refreshes (1)"
-    )
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (1)")
     add_global_options(parser, suppress=True)
     parser.set_defaults(handler=handle)
 
@@ -119,6 +117,9 @@ class Top:
         from bigtop.cli.topview import on_key, render
 
         while not self.state.quit:
+            # the terminal's real size: LINES/COLUMNS in the environment go stale on a resize
+            with contextlib.suppress(OSError):
+                console.size = os.get_terminal_size(sys.stdout.fileno())
             live.update(
                 render(self.snapshot, self.state, console.width, console.height), refresh=True
             )

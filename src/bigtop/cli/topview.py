@@ -193,7 +193,7 @@ def on_key(state: ViewState, key: str, snapshot: Snapshot) -> tuple[ViewState, C
     if state.typing_filter:
         return _filter_key(state, key), None
     rows = [row for row, _, _ in visible(snapshot, state)]
-    state = replace(state, message="")
+    state = replace(state, message="", selected=_still_there(rows, state.selected))
     if key in ("q", "Q", "ctrl-c"):
         return replace(state, quit=True), None
     if key in ("down", "up"):
@@ -207,7 +207,7 @@ def on_key(state: ViewState, key: str, snapshot: Snapshot) -> tuple[ViewState, C
         return replace(state, typing_filter=True), None
     if key == "esc":
         return replace(state, filter=""), None
-    selected = state.selected if state.selected in rows else None
+    selected = state.selected
     if selected is None:
         if key in ("enter", " ", "R", "+", "-", "k", "K", "x"):
             return replace(state, message="select a watcher first (↑↓)"), None
@@ -221,6 +221,14 @@ def on_key(state: ViewState, key: str, snapshot: Snapshot) -> tuple[ViewState, C
             expanded.add(selected.watcher)
         return replace(state, expanded=frozenset(expanded), selected=selected), None
     return _action(state, key, selected), None
+
+
+def _still_there(rows: list[Row], selected: Row | None) -> Row | None:
+    """The selection, or its watcher's row when its process is gone (killed, restarted)."""
+    if selected is None or selected in rows:
+        return selected
+    watcher = Row(selected.watcher)
+    return watcher if watcher in rows else None
 
 
 def _filter_key(state: ViewState, key: str) -> ViewState:
@@ -296,6 +304,7 @@ def render(snapshot: Snapshot, state: ViewState, width: int, height: int) -> Ren
     for title, _, justify in columns:
         table.add_column(title, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
     rows = visible(snapshot, state)
+    state = replace(state, selected=_still_there([row for row, _, _ in rows], state.selected))
     room = max(1, height - 6 - (len(snapshot.sockets) + 2 if snapshot.sockets else 0))
     first = _first_shown(rows, state.selected, room)
     for row, watcher, proc in rows[first : first + room]:
@@ -360,7 +369,8 @@ def _header(
     cpu = sum(w.cpu for w in snapshot.watchers)
     text = Text("bigtop top", style="bold")
     text.append(
-        f"  {len(snapshot.watchers)} watchers, {processes} processes, {cpu:.1f}% CPU"
+        f"  {_count(len(snapshot.watchers), 'watcher')}, {_count(processes, 'process')},"
+        f" {cpu:.1f}% CPU"
         f"  sorted by {state.sort}{' ↓' if state.descending else ' ↑'}"
     )
     if state.filter or state.typing_filter:
@@ -370,6 +380,11 @@ def _header(
     elif snapshot.taken_at:
         text.append(f"  {time.strftime('%H:%M:%S', time.localtime(snapshot.taken_at))}", "dim")
     return text
+
+
+def _count(number: int, noun: str) -> str:
+    plural = "es" if noun.endswith("s") else "s"
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}{plural}"
 
 
 def _footer(state: ViewState, width: int) -> Text:
