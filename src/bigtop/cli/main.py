@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from bigtop import __version__
-from bigtop.cli import check, ctl, events, keygen, logs, run, top
+from bigtop.cli import check, ctl, events, keygen, logs, run, top, web
 
 DESCRIPTION = """\
 bigtop runs and watches processes: N copies of each command, restarted when they die,
@@ -19,6 +19,7 @@ stopped gracefully, configured with a Circus-compatible circus.ini.
   bigtop events               follow what happens, live
   bigtop logs -f web          what the processes print, live
   bigtop top                  live view of watchers and processes
+  bigtop web                  the dashboard in a browser (prints the URL to open)
 
 Clients find the daemon with --endpoint, then $BIGTOP_ENDPOINT, then $CIRCUSCTL_ENDPOINT,
 then -c CONFIG's [circus] endpoint, then the default ipc socket in your runtime directory.
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_parser(commands)
     keygen.add_parser(commands)
     top.add_parser(commands)
+    web.add_parser(commands)
     return parser
 
 

@@ -130,6 +130,7 @@ class ArbiterConfig(Frozen, frozen=True, kw_only=True):
     httpd: bool = False
     httpd_host: str = "localhost"
     httpd_port: int = 8080
+    httpd_token: str | None = None  # bigtop: the dashboard's login token (else random)
     debug: bool = False
     debug_gc: bool = False
     fqdn_prefix: str | None = None
@@ -146,7 +147,9 @@ class SocketConfig(Frozen, frozen=True, kw_only=True):
 class PluginConfig(Frozen, frozen=True, kw_only=True):
     name: str
     use: str
-    options: dict[str, str] = {}
+    options: dict[str, str] = {}  # every key but `use`, as written (what the plugin reads)
+    active: bool = True  # `active = false`: not started
+    priority: int = 0  # plugins start highest first
 
 
 class Config(Frozen, frozen=True, kw_only=True):

@@ -37,6 +37,7 @@ from bigtop.protocol.errors import CommandError
 from bigtop.runtime import proctree
 from bigtop.runtime.controller import Controller
 from bigtop.runtime.hooks import HookError
+from bigtop.runtime.plugins import PluginSupervisor
 from bigtop.runtime.probes import NotifyListener
 from bigtop.runtime.reaper import Reaper
 from bigtop.runtime.sockets import BoundSocket, SocketBindError, bind_fresh, per_process, used_by
@@ -76,6 +77,7 @@ class Arbiter:
         self._armed: dict[str, list[int]] = {}  # on_demand watchers waiting on socket fds
         self._statefile: StateFile | None = None
         self._state_timer: asyncio.TimerHandle | None = None
+        self._httpd: Any = None  # the dashboard, with [circus] httpd = true
         self.controller = Controller(self)
         self.server: ControlServer | None = None
         if serve:
@@ -97,6 +99,7 @@ class Arbiter:
         self._quitting = False
         self._sweeper: asyncio.TimerHandle | None = None
         self.started_at = time.time()
+        self.plugins = PluginSupervisor(self)  # [plugin:NAME] processes
         self.services = services = Services(
             loop=self.loop,
             reaper=self.reaper,
@@ -232,12 +235,18 @@ class Arbiter:
             log.info(
                 "listening: control %s, events %s", self.endpoints.control, self.endpoints.pubsub
             )
+        if self.config.circus.httpd and self.server is not None:
+            from bigtop.web.embedded import start_dashboard  # aiohttp only when asked for
+
+            self._httpd = await start_dashboard(self)
         self._install_signals()
         if self.adopt_orphans:
             self._was_subreaper = proctree.is_subreaper()
             proctree.set_subreaper(True)
         commands = asyncio.create_task(self._serve_commands())
         try:
+            if self.server is not None:
+                self.plugins.start()  # they need the control endpoint
             await self.start()
             await self._done.wait()
         finally:
@@ -246,6 +255,7 @@ class Arbiter:
             commands.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await commands
+            await self.plugins.stop()
             if self._sweeper is not None:
                 self._sweeper.cancel()
             if self.adopt_orphans:
@@ -266,6 +276,8 @@ class Arbiter:
                 self._state_timer.cancel()
             if self._statefile is not None:
                 self._statefile.remove()  # a clean stop leaves nothing to clean up
+            if self._httpd is not None:
+                await self._httpd.close()
             if self.server is not None:
                 await self.server.close()
 
@@ -419,6 +431,7 @@ class Arbiter:
 
     async def _quit(self) -> None:
         try:
+            await self.plugins.stop()  # first: no plugin acts on a daemon that is stopping
             await self.stop()
         finally:
             self._done.set()
@@ -526,6 +539,7 @@ class Arbiter:
                     await self._start_one(fresh)
         if not any(step.action == "restart-daemon" for step in steps):
             self.config = new  # every watcher now runs the file's definition
+            await self.plugins.apply(new.plugins)
         return {"plan": [step.as_dict() for step in steps]}
 
     # ---- signals and the safety sweep -----------------------------------------------------
