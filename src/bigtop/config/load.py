@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bigtop.config import coerce
-from bigtop.config.detect import read_any
-from bigtop.config.ini import RawConfig, RawOption
+from bigtop.config.ini import RawConfig, RawOption, read_config
 from bigtop.config.model import (
     HOOK_NAMES,
     IGNORE_ERRORS_BY_DEFAULT,
@@ -151,7 +150,6 @@ CIRCUS_KNOWN_EXTRA = frozenset(
     {"include", "include_dir", "stream_backend", "statsd_close_outputs", "httpd_close_outputs"}
 )
 WATCHER_KNOWN_EXTRA = frozenset({"check_flapping", "env", "hooks", "copy_env_vars"})
-PLUGIN_OPTIONS: dict[str, Coercer] = {"active": coerce.to_bool, "priority": coerce.to_int}
 FLAPPING_PLUGIN = "circus.plugins.flapping.Flapping"
 FLAPPING_ALIASES = frozenset({FLAPPING_PLUGIN, "flapping", "bigtop.plugins.flapping"})
 
@@ -200,7 +198,7 @@ def check_config(
 ) -> tuple[Config | None, list[ConfigProblem]]:
     """Load `path` and return the model (None when there are errors) and every problem."""
     env = dict(os.environ if environ is None else environ)
-    raw = read_any(path, env)  # a circus.ini, or a supervisord.conf / Procfile translated
+    raw = read_config(path)
     found = _Collector(list(raw.problems))
     if not raw.files:
         return None, found.problems
@@ -342,11 +340,12 @@ def _load_plugins(
             )
             continue
         rest = {k: o.value for k, o in options.items() if k != "use"}
-        typed = _coerce_into(options, PLUGIN_OPTIONS, section, found)
-        if use.value in FLAPPING_ALIASES and typed.get("active", True):
-            flapping = _coerce_into(options, FLAPPING_OPTIONS, section, found)
-            flapping["enabled"] = True
-        plugins.append(PluginConfig(name=name, use=use.value, options=rest, **typed))
+        if use.value in FLAPPING_ALIASES:
+            active = _coerce_into(options, {"active": coerce.to_bool}, section, found)
+            if active.get("active", True):
+                flapping = _coerce_into(options, FLAPPING_OPTIONS, section, found)
+                flapping["enabled"] = True
+        plugins.append(PluginConfig(name=name, use=use.value, options=rest))
     return flapping, sorted(plugins, key=lambda p: p.name)
 
 
@@ -583,9 +582,7 @@ def _comment_truncated(option: RawOption) -> bool:
         return False
     value = re.split("[:=]", line, maxsplit=1)[-1]  # option names hold neither ':' nor '='
     pos = value.find(";")
-    rest = value[pos + 1 :].strip()
-    # a value translated from another format (Procfile) may keep its ' ;': not dropped then
-    return pos > 0 and value[pos - 1].isspace() and bool(rest) and rest not in option.value
+    return pos > 0 and value[pos - 1].isspace() and bool(value[pos + 1 :].strip())
 
 
 def _hook(hook_name: str, option: RawOption, section: str, found: _Collector) -> HookConfig | None:
