@@ -28,13 +28,24 @@ def add_parser(commands: Any) -> None:
             "errors with --strict; `bigtop run` always treats them as errors."
         ),
     )
-    parser.add_argument("config", metavar="CONFIG", help="a circus.ini-style file")
+    parser.add_argument(
+        "config", metavar="CONFIG", help="a circus.ini, a supervisord.conf or a Procfile"
+    )
     parser.add_argument(
         "--strict", action="store_true", help="treat machine-dependent warnings as errors"
     )
     parser.add_argument(
         "--json", action="store_true", help="print the resolved config (or the errors) as JSON"
     )
+    parser.add_argument(
+        "--to-ini",
+        action="store_true",
+        help="print CONFIG as a circus.ini (for a supervisord.conf or a Procfile: the "
+        "equivalent circus.ini)",
+    )
+    from bigtop.cli.run import add_procfile_options
+
+    add_procfile_options(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -55,6 +66,9 @@ def gather(path: str, strict: bool) -> tuple[Config | None, list[ConfigProblem]]
 
 
 def handle(args: argparse.Namespace) -> int:
+    from bigtop.cli.run import procfile_environment
+
+    procfile_environment(args)
     config, problems = gather(args.config, args.strict)
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity != "error"]
@@ -76,7 +90,24 @@ def handle(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{args.config}: {len(errors)} error(s); nothing was started", file=sys.stderr)
         return 1
+    if args.to_ini:
+        return print_ini(args.config)
     print(describe(config))
+    return 0
+
+
+def print_ini(path: str) -> int:
+    """The file as a circus.ini that loads to the same config."""
+    import os
+
+    from bigtop.config.detect import config_format, read_any
+    from bigtop.config.toini import render_ini
+
+    header = f"circus.ini equivalent of {path} ({config_format(path)}), by bigtop check --to-ini"
+    text, problems = render_ini(read_any(path, os.environ), header)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    sys.stdout.write(text)
     return 0
 
 

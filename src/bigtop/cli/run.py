@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bigtop.config.model import Config
+    from bigtop.runtime.arbiter import Arbiter
 
 # The daemon's modules are imported when `run` runs, not when the CLI starts, so that
 # `bigtop status` does not pay for asyncio, psutil and the whole runtime.
@@ -24,7 +27,10 @@ def add_parser(commands: Any) -> None:
             "reload every watcher on SIGHUP. A second Ctrl-C kills every process at once."
         ),
     )
-    parser.add_argument("config", metavar="CONFIG", help="a circus.ini-style file")
+    parser.add_argument(
+        "config", metavar="CONFIG", help="a circus.ini, a supervisord.conf or a Procfile"
+    )
+    add_procfile_options(parser)
     parser.add_argument("--daemon", action="store_true", help="detach and run in the background")
     parser.add_argument("--pidfile", help="write the daemon's pid here (overrides [circus])")
     parser.add_argument(
@@ -46,7 +52,56 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
+def add_procfile_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-s",
+        "--scale",
+        metavar="TYPE=N,...",
+        help="Procfile only: processes per type, like web=3,worker=2 (all=N for every type; "
+        "default 1 each)",
+    )
+    parser.add_argument(
+        "-p",
+        "--port",
+        metavar="PORT",
+        help="Procfile only: base port; web.1 gets PORT, web.2 PORT+1, the next type PORT+100 "
+        "(default: PORT from .env, then from the environment, then 5000)",
+    )
+
+
+def procfile_environment(args: argparse.Namespace) -> None:
+    """-s and -p reach the Procfile translation through the environment, so that
+    `reloadconfig` and `restart`, which read the file again, keep them."""
+    from bigtop.config.procfile import PORT_ENV, SCALE_ENV
+
+    if args.scale:
+        os.environ[SCALE_ENV] = args.scale
+    if args.port:
+        os.environ[PORT_ENV] = args.port
+
+
+class EarlyStop:
+    """SIGTERM and SIGINT until the arbiter's own handlers are in place. As a container's
+    PID 1 a signal with no handler is dropped by the kernel, so these go in first; a stop
+    asked for while starting is handed to the arbiter, or ends the start."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.arbiter: Arbiter | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = signum
+        if self.arbiter is not None:
+            self.arbiter.loop.call_soon_threadsafe(self.arbiter.request, "quit")
+
+
 def handle(args: argparse.Namespace) -> int:
+    early = EarlyStop()
+    early.install()
     import asyncio
     import gc
     import logging
@@ -59,6 +114,7 @@ def handle(args: argparse.Namespace) -> int:
     from bigtop.runtime.logsetup import setup_logging
     from bigtop.runtime.pidfile import Pidfile
 
+    procfile_environment(args)
     config, problems = gather(args.config, strict=True)
     errors = [p for p in problems if p.severity == "error"]
     for problem in problems:
@@ -106,6 +162,9 @@ def handle(args: argparse.Namespace) -> int:
     except (PidfileError, EndpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if early.signum is not None:
+        print(f"{signal.Signals(early.signum).name} before the start: nothing was started")
+        return 0
     if args.daemon:
         _daemonize()
     try:
@@ -116,13 +175,13 @@ def handle(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve(config))
+        return asyncio.run(_serve(config, early))
     finally:
         if pidfile is not None:
             pidfile.unlink()
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, early: EarlyStop) -> int:
     """Run the arbiter; `restart` (without a watcher) runs a fresh one from the file."""
     import logging
 
@@ -138,11 +197,16 @@ async def _serve(config: Config) -> int:
 
     log = logging.getLogger("bigtop")
     while True:
+        early.install()  # again after a restart: the previous arbiter removed its handlers
         try:
             arbiter = Arbiter(config)
         except CurveKeyError as exc:
             log.error("%s", exc)
             return 1
+        early.arbiter = arbiter
+        if early.signum is not None:
+            log.info("stop requested while starting")
+            return 0
         names = ", ".join(w.name for w in config.watchers) or "no watchers"
         log.info(
             "bigtop %s started (pid %d) with %s: %s",

@@ -67,6 +67,7 @@ BUILTIN_CLASSES = (
     "TimedRotatingFileStream",
     "StdoutStream",
     "FancyStdoutStream",
+    "ProcfileStream",
 )
 
 Clock = Callable[[], float]
@@ -166,6 +167,21 @@ class FancyFormat:
         head = self.start + f"{_strftime(self.time_format, now)} {name}[{pid}] | ".encode()
         end = b"\x1b[0m\n"
         return head + data[:-1].replace(b"\n", end + head) + end
+
+
+class ProcfileFormat:
+    """ProcfileStream (a Procfile run): honcho's and foreman's `HH:MM:SS web.1   | line`, the
+    name padded to `width`; the prefix coloured per process type when `colour` is given."""
+
+    def __init__(self, width: int, colour: str | None) -> None:
+        number = COLOURS.get((colour or "").strip().lower())
+        self.width = width
+        self.start, self.end = (f"\x1b[3{number}m".encode(), b"\x1b[0m") if number else (b"", b"")
+
+    def __call__(self, name: str, pid: int, stream: str, data: bytes, now: float) -> bytes:
+        head = self.start + f"{_strftime('%H:%M:%S', now)} {name:<{self.width}} |".encode()
+        head += self.end + b" "
+        return head + data[:-1].replace(b"\n", b"\n" + head) + b"\n"
 
 
 def make_formatter(time_format: str | None, json: bool) -> Formatter:
@@ -648,6 +664,11 @@ def make_sink(
             json=options.json(),
             clock=clock,
         )
+    if name == "ProcfileStream":
+        out = target or sys.stdout.buffer
+        colour = options.text("color") if _is_terminal(out) else None
+        formatter = ProcfileFormat(options.integer("width", 0), colour)
+        return StdoutSink(target=out, clock=clock, formatter=formatter)
     if name in ("FileStream", "WatchedFileStream"):
         rotating = name == "FileStream"
         return FileSink(
@@ -683,6 +704,13 @@ def make_sink(
         f"unknown stream class {config.class_name!r}: use one of {known}, "
         "or a class by its dotted path (package.module.Class)"
     )
+
+
+def _is_terminal(target: BinaryIO) -> bool:
+    try:
+        return target.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def _custom_sink(config: StreamConfig) -> Sink:
