@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bigtop.config import coerce
-from bigtop.config.ini import RawConfig, RawOption, read_config
+from bigtop.config.detect import read_any
+from bigtop.config.ini import RawConfig, RawOption
 from bigtop.config.model import (
     HOOK_NAMES,
     IGNORE_ERRORS_BY_DEFAULT,
@@ -198,7 +199,7 @@ def check_config(
 ) -> tuple[Config | None, list[ConfigProblem]]:
     """Load `path` and return the model (None when there are errors) and every problem."""
     env = dict(os.environ if environ is None else environ)
-    raw = read_config(path)
+    raw = read_any(path, env)  # a circus.ini, or a supervisord.conf / Procfile translated
     found = _Collector(list(raw.problems))
     if not raw.files:
         return None, found.problems
@@ -582,7 +583,9 @@ def _comment_truncated(option: RawOption) -> bool:
         return False
     value = re.split("[:=]", line, maxsplit=1)[-1]  # option names hold neither ':' nor '='
     pos = value.find(";")
-    return pos > 0 and value[pos - 1].isspace() and bool(value[pos + 1 :].strip())
+    rest = value[pos + 1 :].strip()
+    # a value translated from another format (Procfile) may keep its ' ;': not dropped then
+    return pos > 0 and value[pos - 1].isspace() and bool(rest) and rest not in option.value
 
 
 def _hook(hook_name: str, option: RawOption, section: str, found: _Collector) -> HookConfig | None:
