@@ -151,6 +151,7 @@ CIRCUS_KNOWN_EXTRA = frozenset(
     {"include", "include_dir", "stream_backend", "statsd_close_outputs", "httpd_close_outputs"}
 )
 WATCHER_KNOWN_EXTRA = frozenset({"check_flapping", "env", "hooks", "copy_env_vars"})
+PLUGIN_OPTIONS: dict[str, Coercer] = {"active": coerce.to_bool, "priority": coerce.to_int}
 FLAPPING_PLUGIN = "circus.plugins.flapping.Flapping"
 FLAPPING_ALIASES = frozenset({FLAPPING_PLUGIN, "flapping", "bigtop.plugins.flapping"})
 
@@ -341,12 +342,11 @@ def _load_plugins(
             )
             continue
         rest = {k: o.value for k, o in options.items() if k != "use"}
-        if use.value in FLAPPING_ALIASES:
-            active = _coerce_into(options, {"active": coerce.to_bool}, section, found)
-            if active.get("active", True):
-                flapping = _coerce_into(options, FLAPPING_OPTIONS, section, found)
-                flapping["enabled"] = True
-        plugins.append(PluginConfig(name=name, use=use.value, options=rest))
+        typed = _coerce_into(options, PLUGIN_OPTIONS, section, found)
+        if use.value in FLAPPING_ALIASES and typed.get("active", True):
+            flapping = _coerce_into(options, FLAPPING_OPTIONS, section, found)
+            flapping["enabled"] = True
+        plugins.append(PluginConfig(name=name, use=use.value, options=rest, **typed))
     return flapping, sorted(plugins, key=lambda p: p.name)
 
 

@@ -147,7 +147,9 @@ class SocketConfig(Frozen, frozen=True, kw_only=True):
 class PluginConfig(Frozen, frozen=True, kw_only=True):
     name: str
     use: str
-    options: dict[str, str] = {}
+    options: dict[str, str] = {}  # every key but `use`, as written (what the plugin reads)
+    active: bool = True  # `active = false`: not started
+    priority: int = 0  # plugins start highest first
 
 
 class Config(Frozen, frozen=True, kw_only=True):
