@@ -23,15 +23,15 @@ _SYMBOLS = ("K", "M", "G", "T", "P", "E", "Z", "Y")
 _HAVE_PROC = os.path.exists("/proc/self/stat")
 PRUNE_EVERY = 4096  # samples between two sweeps of the cache
 STALE = 300.0  # seconds without a sample after which a process is forgotten
+CHILDREN_EVERY = 5  # samples between two reads of a process's list of children
 
 
 def bytes2human(value: int) -> str:
     """9.91M, 12.80M, 512B: two decimals and a unit letter (powers of 1024)."""
-    for index in range(len(_SYMBOLS) - 1, -1, -1):
-        unit = 1 << (index + 1) * 10
-        if value >= unit:
-            return f"{value / unit:.2f}{_SYMBOLS[index]}"
-    return f"{value}B"
+    if value < 1024:
+        return f"{value}B"
+    index = min((value.bit_length() - 1) // 10, len(_SYMBOLS)) - 1
+    return f"{value / (1 << (index + 1) * 10):.2f}{_SYMBOLS[index]}"
 
 
 def cpu_time(seconds: float) -> str:
@@ -135,8 +135,11 @@ def figures(
 
 
 # ---- I/O ----------------------------------------------------------------------------------
+_READ_FLAGS = int(os.O_RDONLY | os.O_CLOEXEC)
+
+
 def _read(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, _READ_FLAGS)
     try:
         return os.read(fd, 65536)
     finally:
@@ -152,6 +155,8 @@ class _Known:
     cmdline: str
     exec_seen: bool  # the command line was read after the spawn's exec
     last: tuple[int, float] | None = None
+    children: list[int] | None = None
+    children_age: int = 0  # samples since the children were last read
 
     @property
     def last_when(self) -> float:
@@ -210,10 +215,20 @@ class ProcessInfo:
         if with_children:
             data["children"] = [
                 child
-                for child in (self.info(c, False) for c in _children(pid, stat.threads))
+                for child in (self.info(c, False) for c in self._children(known, pid, stat))
                 if isinstance(child, dict)
             ]
         return data
+
+    def _children(self, known: _Known, pid: int, stat: StatFields) -> list[int]:
+        """Direct children, re-read every few samples: a process's set of children changes
+        rarely, and their figures are still sampled every time (a child that ended is
+        dropped as gone)."""
+        known.children_age += 1
+        if known.children is None or known.children_age >= CHILDREN_EVERY:
+            known.children = _children(pid, stat.threads)
+            known.children_age = 0
+        return known.children
 
     def _learn(self, pid: int, start_ticks: int) -> _Known:
         try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import zmq
 import zmq.asyncio
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bigtop.stats")
 PERIOD = 1.0
+_encode = msgspec.json.Encoder().encode
+_NOBLOCK = int(zmq.NOBLOCK)
 CHUNK = 200  # processes sampled between two yields to the event loop
 
 
@@ -63,6 +65,9 @@ class StatsStream:
             self.sock.close()
             raise zmq.ZMQError(exc.errno, f"cannot bind {endpoint}: {exc.strerror}") from None
         restrict_ipc(endpoint)
+        # Sends go through a plain (synchronous) view of the same socket: a non-blocking send
+        # needs no future, and at 1,000 processes the asyncio wrapper was half the cost.
+        self._publisher: zmq.Socket[bytes] = zmq.Socket.shadow(self.sock.underlying)
         self.subscribers = 0
         self._tasks = [
             asyncio.create_task(self._track_subscriptions()),
@@ -128,7 +133,7 @@ class StatsStream:
 
     def _send(self, topic: str, payload: dict[str, Any]) -> None:
         with contextlib.suppress(zmq.Again):
-            self.sock.send_multipart([topic.encode(), json.dumps(payload).encode()], zmq.NOBLOCK)
+            self._publisher.send_multipart([topic.encode(), _encode(payload)], _NOBLOCK)
 
     async def close(self) -> None:
         for task in self._tasks:
