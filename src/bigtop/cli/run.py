@@ -149,6 +149,8 @@ def handle(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot set up the daemon's log: {exc}", file=sys.stderr)
         return 1
+    if not (args.logger_config or circus.loggerconfig):
+        _procfile_log_format(config)
     if circus.debug_gc:
         gc.set_debug(gc.DEBUG_LEAK)
     pidfile_path = args.pidfile or circus.pidfile
@@ -227,6 +229,21 @@ async def _serve(config: Config, early: EarlyStop) -> int:
             config = load_config(config.path)
         except ConfigError as exc:
             log.error("restart: the config has errors, keeping the previous one:\n%s", exc)
+
+
+def _procfile_log_format(config: Config) -> None:
+    """With a Procfile, bigtop's own lines look like the processes': `HH:MM:SS system | ...`
+    (as honcho prints them)."""
+    import logging
+
+    from bigtop.config.detect import PROCFILE, config_format
+
+    if config_format(config.path) != PROCFILE:
+        return
+    width = max([len("system"), *(len(w.name) for w in config.watchers)])
+    formatter = logging.Formatter(f"%(asctime)s {'system':<{width}} | %(message)s", "%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
 
 
 def _daemonize() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ PORT_STEP = 100  # foreman: each process type gets its own hundred ports
 GRACEFUL_TIMEOUT = "5"  # foreman and honcho send SIGKILL 5 s after SIGTERM
 COLOURS = ("cyan", "yellow", "green", "magenta", "red", "blue")
 _LINE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):\s*(?P<command>.+)$")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _ENV_LINE = re.compile(r"^\s*(export\s+)?[A-Za-z_][A-Za-z0-9_.]*\s*=")
 
 
@@ -107,6 +109,48 @@ def parse_scale(text: str) -> dict[str, int]:
             raise ValueError(f"expected TYPE=COUNT items like web=3,worker=2, not {item!r}")
         scale[name] = int(count)
     return scale
+
+
+# Shell operators that make a command compound; `exec` in front would change its meaning.
+_OPERATORS = frozenset({";", "&", "|", "&&", "||", "(", ")", ";;", "|&", "<(", ">("})
+_NOT_PROGRAMS = frozenset(
+    {
+        "exec",
+        "if",
+        "while",
+        "until",
+        "for",
+        "case",
+        "{",
+        "!",
+        "cd",
+        "export",
+        ".",
+        "source",
+        "eval",
+        "set",
+        "trap",
+        "ulimit",
+        "umask",
+    }
+)
+
+
+def with_exec(command: str) -> str:
+    """`exec command` for a simple command, so that the program replaces `sh -c` and gets
+    the stop signal itself (dash keeps waiting as the parent when a word is expanded, and a
+    signalled shell would leave the program to be killed). A compound command (`a && b`,
+    pipes, `;`) runs as written."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    try:
+        tokens = list(lexer)
+    except ValueError:
+        return command  # unbalanced quotes: sh says what is wrong
+    if not tokens or tokens[0] in _NOT_PROGRAMS or _ASSIGNMENT.match(tokens[0]):
+        return command
+    if any(token in _OPERATORS for token in tokens):
+        return command
+    return f"exec {command}"
 
 
 def port_for(base: int, type_index: int, process_index: int) -> int:
@@ -189,7 +233,8 @@ def translate(path: str, environ: Mapping[str, str]) -> RawConfig:
             )
         )
     counts = [(t, scale.get(t.name, scale.get("all", 1))) for t in types]
-    width = max((len(f"{t.name}.{n}") for t, n in counts if n), default=0)
+    # the names line up, with bigtop's own "system" lines too (see cli/run.py)
+    width = max([len("system"), *(len(f"{t.name}.{n}") for t, n in counts if n)])
     for index, (process_type, count) in enumerate(counts):
         for number in range(1, count + 1):
             name = f"{process_type.name}.{number}"
@@ -224,7 +269,7 @@ def _watcher(
     colour: str,
 ) -> dict[str, RawOption]:
     options = {
-        "cmd": _at(at, process_type.command),
+        "cmd": _at(at, with_exec(process_type.command)),
         "shell": _at(at, "true"),  # foreman and honcho run each command with sh -c
         "copy_env": _at(at, "true"),
         "working_dir": _at(at, root),

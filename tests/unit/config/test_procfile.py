@@ -19,6 +19,7 @@ from bigtop.config.procfile import (
     parse_procfile,
     parse_scale,
     port_for,
+    with_exec,
 )
 from bigtop.config.toini import render_ini
 from bigtop.runtime.output import ProcfileFormat, make_sink
@@ -74,7 +75,7 @@ def test_one_watcher_per_process_named_as_foreman(tmp_path: Path) -> None:
     config = load(procfile(tmp_path), {SCALE_ENV: "web=2,clock=0"})
     assert [w.name for w in config.watchers] == ["web.1", "web.2", "worker.1"]
     web = watcher(config, "web.1")
-    assert web.cmd == "python3 -m http.server $PORT"
+    assert web.cmd == "exec python3 -m http.server $PORT"  # the program replaces sh -c
     assert web.shell and web.copy_env  # sh -c, and the environment bigtop was started with
     assert web.working_dir == str(tmp_path)
     assert web.graceful_timeout == 5
@@ -123,6 +124,13 @@ def test_scale_errors(tmp_path: Path) -> None:
     assert any("names 'api', which is not a process type" in p.message for p in problems)
     _, problems = check_config(str(procfile(tmp_path)), {PORT_ENV: "http"})
     assert any("expected a port number" in p.message for p in problems)
+
+
+def test_exec_only_in_front_of_simple_commands() -> None:
+    assert with_exec("gunicorn -b :$PORT app 2>&1") == "exec gunicorn -b :$PORT app 2>&1"
+    assert with_exec('echo "a; b"') == 'exec echo "a; b"'
+    for kept in ("a ; b", "a&&b", "a | b", "run $(date)", "FOO=1 run", "cd x", "exec run"):
+        assert with_exec(kept) == kept
 
 
 def test_semicolons_stay_in_the_command(tmp_path: Path) -> None:
