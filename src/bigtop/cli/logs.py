@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-import uuid
 from typing import Any
 
 from bigtop.cli.ctl import add_global_options, control_endpoint, curve_keys
@@ -74,7 +74,7 @@ def handle(args: argparse.Namespace) -> int:
     if curve is not None:
         secure_client_socket(sock, curve)
     sock.connect(endpoint)
-    request_id = uuid.uuid4().hex
+    request_id = os.urandom(16).hex()
     properties: dict[str, Any] = {
         "names": args.watchers,
         "lines": args.lines,

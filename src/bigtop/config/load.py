@@ -8,7 +8,6 @@ raised before the whole file has been looked at, so a user sees all their mistak
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 import re
@@ -284,6 +283,8 @@ def _coerce_into(
 def _warn_typo(
     key: str, option: RawOption, known: list[str], section: str, found: _Collector
 ) -> None:
+    import difflib  # only when an unknown option is met
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
     if close:
         found.warn(

@@ -10,8 +10,8 @@ by id, so a late reply to an earlier, timed-out call is never taken for the next
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ class CallTimeout(BigtopError):
 
 
 def _request(command: str, properties: dict[str, Any], cast: bool) -> tuple[str, bytes]:
-    request_id = uuid.uuid4().hex
+    request_id = os.urandom(16).hex()
     message: dict[str, Any] = {"id": request_id, "command": command, "properties": properties}
     if cast:
         message["msg_type"] = "cast"

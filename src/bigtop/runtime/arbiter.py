@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Callable
 from itertools import groupby
@@ -321,6 +319,8 @@ class Arbiter:
         control = ipc_path(self.endpoints.control)
         if control:
             return os.path.join(os.path.dirname(control), "state.json")
+        import hashlib  # only here: the daemon does not otherwise need it
+
         digest = hashlib.sha1(self.config.path.encode()).hexdigest()[:12]
         return os.path.join(runtime_dir(), f"state-{digest}.json")
 
@@ -342,6 +342,8 @@ class Arbiter:
         """The NOTIFY_SOCKET for `ready_check = notify` watchers (made on first use)."""
         if self._notify is None:
             control = ipc_path(self.endpoints.control)
+            import tempfile
+
             directory = os.path.dirname(control) if control else tempfile.mkdtemp(prefix="bigtop-")
             self._notify = NotifyListener(os.path.join(directory, "notify.sock"), self._notified)
         return self._notify.path
