@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import signal
 import sys
@@ -78,6 +77,8 @@ def handle(args: argparse.Namespace) -> int:
         return 1
     links = make_links(args, curve)
     try:
+        import asyncio  # here, not at start-up: every other command would pay for it
+
         return asyncio.run(_serve(args, links, token))
     except KeyboardInterrupt:
         return 0
@@ -117,6 +118,8 @@ async def _serve(args: argparse.Namespace, links: list[Any], token: str | None) 
     for link in links:
         print(f"daemon {link.ident}: {link.label}", file=sys.stderr)
     print(f"bigtop dashboard on {served.login_url}", flush=True)
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
