@@ -318,3 +318,64 @@ def test_same_processes_as_supervisord(runner: Runner, tmp_path: Path) -> None:
         added_b = {k: v for k, v in b["env"].items() if k not in env and k != "XDG_RUNTIME_DIR"}
         added_a.pop("SUPERVISOR_SERVER_URL")
         assert added_a == added_b, name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SUPERVISORD.exists(), reason="supervisord 4.3.0 is not installed")
+def test_same_restarts_as_supervisord(runner: Runner, tmp_path: Path) -> None:
+    """The oracle for restarts: how many times each program was started, and its end state."""
+    control = (
+        f"[unix_http_server]\nfile = {runner.runtime}/s.sock\n"
+        "[rpcinterface:supervisor]\n"
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+        f"[supervisorctl]\nserverurl = unix://{runner.runtime}/s.sock\n"
+    )
+    config = prepare(tmp_path, RESTARTS + control)
+    config.write_text(
+        config.read_text().replace(
+            "[supervisord]\n",
+            f"[supervisord]\nlogfile = {runner.runtime}/s.log\npidfile = {runner.runtime}/s.pid\n",
+        )
+    )
+    out = tmp_path / "out"
+    supervisord = subprocess.Popen(
+        [str(SUPERVISORD), "-n", "-c", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ctl = [str(SUPERVISORD.parent / "supervisorctl"), "-c", str(config), "status"]
+    final = {"expected": "EXITED", "once": "EXITED", "unexpected": "RUNNING", "broken": "FATAL"}
+
+    def settled() -> bool:
+        text = subprocess.run(ctl, capture_output=True, text=True).stdout
+        states = dict(line.split()[:2] for line in text.splitlines() if len(line.split()) > 1)
+        return states == final
+
+    try:
+        wait_until(lambda: starts(out / "broken") == 3, 30, what="supervisord's 3rd start")
+        wait_until(settled, 30, interval=0.1, what="supervisord's programs settled")
+    finally:
+        supervisord.send_signal(signal.SIGTERM)
+        supervisord.wait(20)
+    theirs = {name: starts(out / name) for name in final}
+    for name in final:
+        Path(f"{out / name}.starts").unlink()
+    daemon = runner.start(config)
+    daemon.wait_ready()
+
+    def state(name: str) -> str:
+        return str(daemon.call("status", name=name).get("status"))
+
+    ours_final = {"expected": "stopped", "once": "stopped", "unexpected": "active"}
+    wait_until(
+        lambda: (
+            all(state(n) == s for n, s in ours_final.items())
+            and starts(out / "unexpected") == theirs["unexpected"]
+            and state("broken") == "stopped"
+        ),
+        30,
+        what="bigtop's programs settled",
+    )
+    assert {name: starts(out / name) for name in final} == theirs
+    assert daemon.stop() == 0

@@ -72,8 +72,14 @@ def add_procfile_options(parser: argparse.ArgumentParser) -> None:
 def procfile_environment(args: argparse.Namespace) -> None:
     """-s and -p reach the Procfile translation through the environment, so that
     `reloadconfig` and `restart`, which read the file again, keep them."""
+    from bigtop.config.detect import PROCFILE, config_format
     from bigtop.config.procfile import PORT_ENV, SCALE_ENV
 
+    if (args.scale or args.port) and config_format(args.config) != PROCFILE:
+        print(
+            f"warning: -s/--scale and -p/--port apply to a Procfile, not to {args.config}",
+            file=sys.stderr,
+        )
     if args.scale:
         os.environ[SCALE_ENV] = args.scale
     if args.port:
