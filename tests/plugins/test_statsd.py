@@ -61,7 +61,15 @@ async def test_full_stats_sends_gauges_of_each_watcher(daemon, udp) -> None:
         """
     )
     await d.wait_pids("api", 2)
-    gauges = ("watchers_num", "cpu_max", "cpu_sum", "mem_pct_max", "mem_pct_sum", "mem_max", "mem_sum")
+    gauges = (
+        "watchers_num",
+        "cpu_max",
+        "cpu_sum",
+        "mem_pct_max",
+        "mem_pct_sum",
+        "mem_max",
+        "mem_sum",
+    )
     wanted = {f"circus.app.watcher._stats.api.{g}" for g in gauges}
 
     def complete() -> dict[str, str] | None:

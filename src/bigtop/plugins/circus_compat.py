@@ -20,6 +20,7 @@ late reply is never taken for the next one's. SSH tunnels (`ssh_server`) are not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -106,9 +107,12 @@ class CircusPlugin:
                 self._close()
 
     def _close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            self._reader = None
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()
+            if not self.loop.is_running() and not self.loop.is_closed():
+                with contextlib.suppress(asyncio.CancelledError):
+                    self.loop.run_until_complete(reader)
         for sock in (self.sub_socket, self.client):
             if sock is not None:
                 sock.close(linger=0)

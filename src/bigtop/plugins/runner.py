@@ -126,6 +126,8 @@ def run_circus_plugin(cls: Any, args: argparse.Namespace, options: dict[str, str
     finally:
         try:
             plugin.stop()
+        except KeyboardInterrupt:
+            pass  # a second SIGTERM while stopping
         except Exception:
             log.exception("plugin %s failed while stopping", args.name)
     return status
@@ -165,9 +167,12 @@ def main(argv: list[str] | None = None) -> int:
             curve=curve,
         )
         return run_plugin(cls, context)
-    status = run_circus_plugin(cls, args, options)
-    logging.shutdown()
-    os._exit(status)  # a Circus plugin may leave sockets or threads that block a normal exit
+    status = EXIT_FAILED
+    try:
+        status = run_circus_plugin(cls, args, options)
+    finally:
+        logging.shutdown()
+        os._exit(status)  # a Circus plugin may leave sockets or threads that block an exit
 
 
 if __name__ == "__main__":
