@@ -60,6 +60,8 @@ class ControlServer:
         self.pub: zmq.asyncio.Socket | None = None
         self._task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
+        self._replies: zmq.Socket[bytes] | None = None
+        self._events: zmq.Socket[bytes] | None = None
 
     def bind(self) -> None:
         """Bind both endpoints (raises EndpointError / zmq.ZMQError with the endpoint named)."""
@@ -71,6 +73,9 @@ class ControlServer:
         self.pub.setsockopt(zmq.SNDHWM, 10_000)
         self.router = self._bind(zmq.ROUTER, self.endpoints.control)
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES * 4)
+        # Plain views of the same sockets for sends: non-blocking, no future per message.
+        self._replies = zmq.Socket.shadow(self.router.underlying)
+        self._events = zmq.Socket.shadow(self.pub.underlying)
         # An ephemeral TCP port ("tcp://127.0.0.1:*") is known only now: report the real one.
         self.endpoints = Endpoints(
             control=_bound(self.router, self.endpoints.control),
@@ -104,6 +109,7 @@ class ControlServer:
                 pass
         for task in list(self._requests):
             task.cancel()
+        self._replies = self._events = None  # views only: closing the sockets is enough
         for sock in (self.router, self.pub):
             if sock is not None:
                 sock.close(linger=0)
@@ -114,10 +120,10 @@ class ControlServer:
             remove_ipc(endpoint)
 
     def publish(self, topic: str, message: dict[str, Any]) -> None:
-        if self.pub is None:
+        if self._events is None:
             return
         try:
-            self.pub.send_multipart([topic.encode(), json.dumps(message).encode()], zmq.NOBLOCK)
+            self._events.send_multipart([topic.encode(), json.dumps(message).encode()], zmq.NOBLOCK)
         except zmq.Again:
             pass
 
@@ -156,9 +162,10 @@ class ControlServer:
 
     async def _answer(self, envelope: list[bytes], request: Request | dict[str, Any]) -> None:
         reply = await self.run(request) if isinstance(request, Request) else request
-        if reply is not None and self.router is not None:
+        if reply is not None and self._replies is not None:
             try:
-                await self.router.send_multipart([*envelope, encode(reply)])
+                # a ROUTER never blocks on send: at its high-water mark it drops the message
+                self._replies.send_multipart([*envelope, encode(reply)], zmq.NOBLOCK)
             except zmq.ZMQError as exc:
                 log.warning("could not send a reply: %s", exc)
 
@@ -174,11 +181,11 @@ class ControlServer:
         queue is full, so a slow follower loses lines instead of slowing the daemon)."""
 
         def push(fields: dict[str, Any]) -> bool:
-            if self.router is None:
+            if self._replies is None:
                 return False
             try:
                 message = ok_reply(request_id, fields)
-                self.router.send_multipart([*envelope, encode(message)], zmq.NOBLOCK)
+                self._replies.send_multipart([*envelope, encode(message)], zmq.NOBLOCK)
             except zmq.ZMQError:
                 return False
             return True
