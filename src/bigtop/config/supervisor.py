@@ -242,6 +242,11 @@ PROCESS_OPTIONS = (
     "stdout_logfile",
     "stderr_logfile",
 )
+PROCESS_DEFAULTS = {
+    "process_name": "%(program_name)s",
+    "stdout_logfile": "AUTO",
+    "stderr_logfile": "AUTO",
+}
 UNMAPPED_PROGRAM_OPTIONS = {
     "serverurl": "children get no SUPERVISOR_SERVER_URL: bigtop does not serve Supervisor's "
     "XML-RPC interface (use bigtop's control commands)",
@@ -341,7 +346,8 @@ class Translator:
 
     # ---- problems ---------------------------------------------------------------------------
     def error(self, message: str, where: RawOption, section: str, **extra: Any) -> None:
-        problem = ConfigProblem(message, file=where.file, line=where.line, section=section, **extra)
+        line = where.line or None  # 0: the file as a whole
+        problem = ConfigProblem(message, file=where.file, line=line, section=section, **extra)
         if problem not in self.out.problems:  # the processes of a program share their options
             self.out.problems.append(problem)
 
@@ -380,8 +386,8 @@ class Translator:
     def setting(
         self, raw: Mapping[str, RawOption], key: str, names: Mapping[str, Any], section: str
     ) -> Any:
-        """A program or [supervisord] option expanded and coerced, its default when absent;
-        None after recording an error."""
+        """A program (or group) option expanded and coerced, its default when absent; None
+        after recording an error."""
         spec = PROGRAM_SETTINGS[key]
         option = raw.get(key)
         if option is None:
@@ -436,6 +442,8 @@ class Translator:
             }
             self.env_names.update({f"ENV_{k}": v for k, v in pairs.items()})
         for key, option in raw.items():
+            if key == "environment":
+                continue  # read above
             if key in SUPERVISORD_MAPPED:
                 value = self.expand(option, names, section, key)
                 if value is not None:
@@ -552,7 +560,9 @@ class Translator:
                         value=programs_text,
                     )
             for key, option in raw.items():
-                if key not in ("programs", "priority"):
+                if key not in ("programs", "priority") and option is not self.source.defaults.get(
+                    key
+                ):
                     self._unknown_option(key, option, section, ["programs", "priority"])
             found.append((name, int(priority), members))
         return found
@@ -686,11 +696,7 @@ class Translator:
         names = {**names, **{f"ENV_{k}": v for k, v in env_pairs.items()}}
         for key in (k for k in PROCESS_OPTIONS if k != "environment"):
             option = raw.get(key)
-            default = {
-                "process_name": "%(program_name)s",
-                "stdout_logfile": "AUTO",
-                "stderr_logfile": "AUTO",
-            }.get(key)
+            default = PROCESS_DEFAULTS.get(key)
             if option is None and default is not None:
                 option = RawOption(default, program.header.file, program.header.line)
             expanded[key] = None if option is None else self.expand(option, names, section, key)
