@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bigtop.control.client import CallError, CallTimeout
-from bigtop.web.auth import Guard, Identity, middleware, redirect, refuse
+from bigtop.web.auth import Guard, middleware, redirect, refuse
 from bigtop.web.hub import OUTBOX_BYTES, Hub, Subscriber
 from bigtop.web.model import tcp_activity
 from bigtop.web.source import DaemonLink
@@ -108,9 +108,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def session(request: web.Request) -> web.Response:
-    identity: Identity = request["identity"]
+    identity = request.app[GUARD].identify(request, time.time())  # the middleware let it in
     hub = request.app[HUB]
-    csrf = identity.session.csrf if identity.session is not None else None
+    csrf = identity.session.csrf if identity is not None and identity.session else None
     return web.json_response(
         {
             "csrf": csrf,
@@ -245,21 +245,23 @@ async def sockets(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    """Prometheus text for one daemon (`?daemon=ID`, the first by default)."""
-    if importlib.util.find_spec("bigtop.metrics") is None:
-        return refuse(404, "metrics are not available in this bigtop")
-    from bigtop import metrics as exposition
-
+    """Prometheus text for one daemon (`?daemon=ID`, the first by default), rendered by
+    bigtop.metrics; restarts are counted from the events this dashboard has received."""
     hub = request.app[HUB]
+    exposition = hub.metrics
+    if exposition is None:
+        return refuse(404, "metrics are not available in this bigtop")
     ident = request.query.get("daemon") or next(iter(hub.links))
     link = hub.links.get(ident)
     if link is None:
         return refuse(404, f"no daemon {ident!r}")
     try:
-        snap = await exposition.collect(link.client)
+        text = await exposition.scrape(link, hub.restart_counters.get(ident))
+    except CallError as exc:
+        return refuse(409, exc.reason)
     except CallTimeout as exc:
         return refuse(504, str(exc))
-    return web.Response(text=exposition.render(snap), content_type="text/plain", charset="utf-8")
+    return web.Response(body=text.encode(), headers={"Content-Type": exposition.CONTENT_TYPE})
 
 
 # ---- the websocket ------------------------------------------------------------------------

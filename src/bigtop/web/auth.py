@@ -229,7 +229,6 @@ def middleware(guard: Guard) -> Middleware:
                     return refuse(403, f"missing or wrong CSRF token ({CSRF_HEADER} header)")
         elif request.path == "/ws" and not guard.origin_ok(request, required=browser):
             return refuse(403, "websocket from another site refused (Origin)")
-        request["identity"] = identity
         return await handler(request)
 
     return check

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import time
@@ -41,6 +42,13 @@ OUTBOX_BYTES = 2 << 20  # per client: about a minute of a busy watcher page
 TAIL_LINES = 100
 STASH_MESSAGES = 64
 Send = Callable[[str], Awaitable[None]]
+
+
+def _optional_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -142,6 +150,11 @@ class Hub:
         self.histories = {d: EventHistory() for d in self.links}
         self.stale_history: set[tuple[str, str]] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        # Prometheus restarts are counted from the events, where bigtop.metrics is present.
+        self.metrics = _optional_module("bigtop.metrics")
+        self.restart_counters: dict[str, Any] = {}
+        if self.metrics is not None:
+            self.restart_counters = {d: self.metrics.RestartCounter() for d in self.links}
 
     # ---- life -------------------------------------------------------------------------
     def start(self) -> None:
@@ -338,6 +351,8 @@ class Hub:
     # ---- pushed by the daemon ---------------------------------------------------------
     def _on_event(self, link: DaemonLink, topic: str, data: dict[str, Any]) -> None:
         self.histories[link.ident].feed(topic, data)
+        if link.ident in self.restart_counters:
+            self.restart_counters[link.ident].feed(topic, data)
         parsed = parse_topic(topic)
         if parsed is not None and parsed[1] == "reap":
             for watcher in self._watchers_of(link.ident):
