@@ -300,3 +300,29 @@ def test_runner_exits_78_for_a_plugin_that_cannot_run(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == EXIT_CONFIG
     assert "ERROR [plugin:ghost] use = nosuch.Plugin: cannot import 'nosuch'" in result.stderr
+
+
+# ---- the [plugin:NAME] section ---------------------------------------------------------------
+def test_plugin_sections_give_active_and_priority(tmp_path: Path) -> None:
+    from bigtop.config.load import load_config
+
+    ini = tmp_path / "circus.ini"
+    ini.write_text(
+        "[plugin:dog]\nuse = watchdog\npriority = 5\nactive = no\nport = 1664\n"
+        "[plugin:stats]\nuse = statsd\n"
+    )
+    dog, stats = load_config(str(ini)).plugins
+    assert (dog.active, dog.priority, stats.active, stats.priority) == (False, 5, True, 0)
+    assert dog.options == {"priority": "5", "active": "no", "port": "1664"}  # as Circus passes
+
+
+def test_a_bad_priority_names_its_section(tmp_path: Path) -> None:
+    from bigtop.config.load import check_config
+
+    ini = tmp_path / "circus.ini"
+    ini.write_text("[plugin:dog]\nuse = watchdog\npriority = high\n")
+    config, problems = check_config(str(ini))
+    assert config is None
+    assert [(p.section, p.option, p.value, p.message) for p in problems] == [
+        ("plugin:dog", "priority", "high", "expected an integer")
+    ]

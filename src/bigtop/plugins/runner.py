@@ -86,6 +86,9 @@ def run_plugin(cls: type[Plugin], context: PluginContext) -> int:
     except PluginConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
+    except Exception:
+        log.exception("plugin %s could not be created", context.name)
+        return EXIT_FAILED
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
