@@ -24,7 +24,6 @@ from bigtop.control.client import CallError, Client
 from tests.e2e.daemon import Daemon, DaemonPool
 from tests.faults.observe import (
     EventLog,
-    Footprint,
     pids_by_action,
     report,
     settled_footprint,
@@ -182,8 +181,10 @@ def kill_storm(
     try:
         # the SUB socket is subscribed once an event reaches it: a `set` publishes one
         wait_until(
-            lambda: checker.call("set", name="w0", options={"graceful_timeout": 1})
-            and events.mark() > 0,
+            lambda: (
+                checker.call("set", name="w0", options={"graceful_timeout": 1})
+                and events.mark() > 0
+            ),
             10,
             interval=0.1,
             what="the events subscription",

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from typing import Any
 
+import msgspec
 import zmq
 import zmq.asyncio
 
@@ -33,6 +33,7 @@ from bigtop.protocol.errors import CommandError, Errno
 from bigtop.runtime.controller import ASYNC_COMMANDS, Controller
 
 log = logging.getLogger("bigtop.control")
+_encode_event = msgspec.json.Encoder().encode  # event payloads: plain JSON values
 
 
 def _bound(sock: zmq.asyncio.Socket, asked: str) -> str:
@@ -69,10 +70,12 @@ class ControlServer:
             prepare_ipc(endpoint)
         if self.curve is not None:
             self._authenticator = start_authenticator(self.context, self.curve)
-        self.pub = self._bind(zmq.PUB, self.endpoints.pubsub)
-        self.pub.setsockopt(zmq.SNDHWM, 10_000)
-        self.router = self._bind(zmq.ROUTER, self.endpoints.control)
-        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES * 4)
+        # Options are given before bind: a listener copies them when it binds, and what is
+        # set later never reaches its connections (the size limit was not enforced).
+        self.pub = self._bind(zmq.PUB, self.endpoints.pubsub, {zmq.SNDHWM: 10_000})
+        self.router = self._bind(
+            zmq.ROUTER, self.endpoints.control, {zmq.MAXMSGSIZE: MAX_REQUEST_BYTES * 4}
+        )
         # Plain views of the same sockets for sends: non-blocking, no future per message.
         self._replies = zmq.Socket.shadow(self.router.underlying)
         self._events = zmq.Socket.shadow(self.pub.underlying)
@@ -85,9 +88,13 @@ class ControlServer:
         restrict_ipc(self.endpoints.control, self.endpoint_owner)
         restrict_ipc(self.endpoints.pubsub, self.endpoint_owner)
 
-    def _bind(self, kind: int, endpoint: str) -> zmq.asyncio.Socket:
+    def _bind(
+        self, kind: int, endpoint: str, options: dict[int, int] | None = None
+    ) -> zmq.asyncio.Socket:
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        for option, value in (options or {}).items():
+            sock.setsockopt(option, value)
         if self.curve is not None:
             secure_server_socket(sock, self.curve)
         try:
@@ -123,7 +130,7 @@ class ControlServer:
         if self._events is None:
             return
         try:
-            self._events.send_multipart([topic.encode(), json.dumps(message).encode()], zmq.NOBLOCK)
+            self._events.send_multipart([topic.encode(), _encode_event(message)], zmq.NOBLOCK)
         except zmq.Again:
             pass
 
