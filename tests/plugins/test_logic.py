@@ -326,3 +326,18 @@ def test_a_bad_priority_names_its_section(tmp_path: Path) -> None:
     assert [(p.section, p.option, p.value, p.message) for p in problems] == [
         ("plugin:dog", "priority", "high", "expected an integer")
     ]
+
+
+def test_the_redis_observer_without_redis_says_what_to_install() -> None:
+    import importlib.util
+
+    from bigtop.plugins.base import PluginContext
+    from bigtop.plugins.redis_observer import RedisObserver
+
+    if importlib.util.find_spec("redis") is not None:
+        pytest.skip("redis is installed here")
+    context = PluginContext(name="cache", endpoint="ipc://x", pubsub_endpoint="ipc://y")
+    with pytest.raises(
+        PluginConfigError, match=r"\[plugin:cache\] .* pip install 'bigtop\[redis\]'"
+    ):
+        RedisObserver(context)

@@ -61,8 +61,8 @@ class StatsdClient:
         self.prefix = prefix
         self.sample_rate = sample_rate
         self._chance = chance
-        self._socket = socket.socket(family, kind, proto)
-        self._socket.setblocking(False)
+        self._kind = (family, kind, proto)
+        self._socket: socket.socket | None = None  # opened on the first send
 
     def bucket(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -79,6 +79,9 @@ class StatsdClient:
         self.send([statsd_line(self.bucket(name), round(milliseconds, 3), "ms")])
 
     def send(self, lines: Iterable[str]) -> None:
+        if self._socket is None:
+            self._socket = socket.socket(*self._kind)
+            self._socket.setblocking(False)
         for packet in pack(lines):
             try:
                 self._socket.sendto(packet, self.address)
@@ -86,7 +89,9 @@ class StatsdClient:
                 pass  # nobody listening, or the buffer is full: statsd is best effort
 
     def close(self) -> None:
-        self._socket.close()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
 
 class StatsdPlugin(Plugin):
