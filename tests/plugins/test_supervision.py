@@ -225,3 +225,23 @@ def test_the_runner_explains_its_usage() -> None:
         check=True,
     )
     assert "--endpoint" in result.stdout and "USE" not in result.stderr
+
+
+async def test_reloadconfig_tries_again_a_plugin_given_up_on(daemon, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    d = await daemon(
+        f"""
+        [watcher:web]
+        cmd = {SLEEP} given-up
+
+        [plugin:late]
+        use = late_module.Noter
+        path = {notes}
+        """
+    )
+    supervisor = d.arbiter.plugins
+    await async_wait_until(lambda: supervisor.plugins["late"].given_up, what="given up")
+    (tmp_path / "late_module.py").write_text(NOTER)  # what it lacked, installed now
+    await d.arbiter.reload_config()
+    await async_wait_until(notes.exists, what="the plugin to start this time")
+    assert not supervisor.plugins["late"].given_up

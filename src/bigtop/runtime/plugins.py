@@ -125,20 +125,24 @@ class PluginSupervisor:
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM every plugin, SIGKILL what is left after `timeout`, wait for all."""
         self._stopping = True
-        for process in list(self.plugins.values()):
-            await self._end(process, timeout)
+        await asyncio.gather(*(self._end(p, timeout) for p in self.plugins.values()))
         self.plugins.clear()
 
     async def apply(self, plugins: tuple[PluginConfig, ...]) -> None:
-        """After reloadconfig: stop removed or changed plugins, start new or changed ones."""
+        """After reloadconfig: stop removed or changed plugins, start new or changed ones,
+        and try again those given up on (what they lacked may be installed by now)."""
         if self._stopping:
             return
         new = {p.name: p for p in wanted(plugins)}
         for name, process in list(self.plugins.items()):
             if new.get(name) != process.config:
                 log.info("plugin %r: its section changed or went away; stopping it", name)
-                await self._end(process, STOP_TIMEOUT)
-                del self.plugins[name]
+            elif process.given_up:
+                log.info("plugin %r: trying again", name)
+            else:
+                continue
+            await self._end(process, STOP_TIMEOUT)
+            del self.plugins[name]
         for name, config in new.items():
             if name not in self.plugins:
                 self._add(config)
