@@ -171,9 +171,14 @@ async def test_v6_udp_and_unix_sockets_reach_children_and_nothing_else_leaks(
     await async_wait_until(
         lambda: _fds(pid) == expected, what="only stdio and the watcher's sockets open"
     )
-    with open(f"/proc/{pid}/cmdline", "rb") as handle:
-        argv = handle.read().split(b"\0")[-4:-1]
-    assert [int(a) for a in argv] == [sockets[n]["fd"] for n in ("six", "dgram", "local")]
+    wanted = [str(sockets[n]["fd"]).encode() for n in ("six", "dgram", "local")]
+
+    def argv_tail() -> list[bytes]:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().split(b"\0")[-4:-1]
+
+    # (polled too: /proc/PID/cmdline is the new program's only once its exec is complete)
+    await async_wait_until(lambda: argv_tail() == wanted, what=f"the sockets' fds in argv {wanted}")
     # UDP: a datagram sent to the port lands on the socket the child holds
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.sendto(b"x", ("127.0.0.1", sockets["dgram"]["port"]))

@@ -90,6 +90,7 @@ class Watcher:
         self._events: deque[Event] = deque()
         self._feeding = False
         self._timer: asyncio.TimerHandle | None = None
+        self._reschedule_due = False
         self._stopped = asyncio.Event()
         self._stopped.set()
         self._probes: dict[int, list[asyncio.Task[None]]] = {}  # readiness/health, by pid
@@ -256,6 +257,14 @@ class Watcher:
                 self._open_sinks()
 
     def _reschedule(self) -> None:
+        """Work out the next wakeup once per turn of the loop, however many events came in
+        it: at a stop, N exits would otherwise each scan N processes."""
+        if not self._reschedule_due:
+            self._reschedule_due = True
+            self.services.loop.call_soon(self._reschedule_now)
+
+    def _reschedule_now(self) -> None:
+        self._reschedule_due = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
