@@ -151,6 +151,7 @@ LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>bigtop: log in</title>
+<link rel="icon" href="data:,">
 <style>
 body {{ font: 16px system-ui, sans-serif; background: #0f1419; color: #e6e6e6;
   display: grid; place-items: center; min-height: 90vh; margin: 0 }}

@@ -1,7 +1,7 @@
 // The dashboard: one websocket for everything live, plain fetch() for actions.
 import { LiveChart } from "./charts.js";
 import {
-  bytes, clock, duration, emptySeries, eventDetails, exitText, percent, pushPoint,
+  bytes, clock, duration, emptySeries, eventDetails, exitText, percent, plural, pushPoint, restartText,
 } from "./format.js";
 
 const MAX_EVENTS = 500;
@@ -284,10 +284,10 @@ function renderOverview() {
     },
     el("div", { class: "card-head" }, el("strong", { class: "name", text: w.name }), badge(w.state)),
     el("div", { class: "figures" },
-      el("span", { "data-role": "count", text: `${w.n} proc${w.n === 1 ? "" : "s"}` }),
+      el("span", { "data-role": "count", text: plural(w.n, "proc") }),
       el("span", { class: "cpu", "data-role": "cpu", text: percent(w.cpu) }),
       el("span", { class: "mem", "data-role": "mem", text: bytes(w.mem) }),
-      el("span", { "data-role": "restarts", text: w.restarts ? `${w.restarts} restarts` : "" })),
+      el("span", { "data-role": "restarts", text: w.restarts ? plural(w.restarts, "restart") : "" })),
     el("div", { class: "chart", "data-chart": `${daemon.id}/${w.name}` })));
     let body;
     if (!daemon.up && daemon.seen) body = el("p", { class: "error", text: `unreachable: ${daemon.error || ""}` });
@@ -316,10 +316,10 @@ function updateOverview(daemonId) {
     const card = main.querySelector(`[data-watcher="${CSS.escape(key)}"]`);
     if (!card) continue;
     card.querySelector('[data-role="state"]').replaceWith(badge(w.state));
-    card.querySelector('[data-role="count"]').textContent = `${w.n} proc${w.n === 1 ? "" : "s"}`;
+    card.querySelector('[data-role="count"]').textContent = plural(w.n, "proc");
     card.querySelector('[data-role="cpu"]').textContent = percent(w.cpu);
     card.querySelector('[data-role="mem"]').textContent = bytes(w.mem);
-    card.querySelector('[data-role="restarts"]').textContent = w.restarts ? `${w.restarts} restarts` : "";
+    card.querySelector('[data-role="restarts"]').textContent = w.restarts ? plural(w.restarts, "restart") : "";
     const plot = charts.get(key);
     if (plot) plot.set(daemon.series.get(w.name) || emptySeries());
   }
@@ -349,6 +349,8 @@ function renderWatcher() {
       el("span", { id: "watcher-figures", class: "figures" })),
     el("div", { class: "actions" }, buttons),
     el("div", { class: "chart big", id: "watcher-chart", "data-chart": "watcher" }),
+    el("p", { class: "legend muted" }, el("span", { class: "cpu", text: "— CPU % of one core" }), " ",
+      el("span", { class: "mem", text: "— resident memory" }), " (a process and its direct children)"),
     el("h2", {}, "Processes"),
     el("div", { id: "processes", class: "grid procs" }, watch ? null : el("p", { class: "muted", text: "loading…" })),
     el("h2", {}, "Restart history"),
@@ -374,7 +376,7 @@ function updateWatcherHeader() {
   if (summary) {
     stateNode.replaceChildren(badge(summary.state));
     figures.replaceChildren(
-      el("span", { "data-role": "count", text: `${summary.n} proc${summary.n === 1 ? "" : "s"}` }),
+      el("span", { "data-role": "count", text: plural(summary.n, "proc") }),
       el("span", { class: "cpu", text: percent(summary.cpu) }),
       el("span", { class: "mem", text: bytes(summary.mem) }));
   }
@@ -396,14 +398,14 @@ function renderProcesses() {
   }
   box.replaceChildren(...processes.map((p) => el("div", { class: "card proc", "data-pid": p.pid },
     el("div", { class: "card-head" },
-      el("strong", { text: `pid ${p.pid}` }),
-      el("span", { class: "muted", text: p.wid === null ? "" : `wid ${p.wid}` }),
+      el("span", {}, el("strong", { text: `pid ${p.pid}` }), " ",
+        el("span", { class: "muted", text: p.wid === null ? "" : `wid ${p.wid}` })),
       badge(p.state)),
     el("div", { class: "figures" },
       el("span", { class: "cpu", "data-role": "cpu", text: percent(p.cpu) }),
       el("span", { class: "mem", "data-role": "mem", text: bytes(p.mem) }),
       el("span", { "data-role": "age", text: `up ${duration(p.age)}` }),
-      el("span", { "data-role": "restarts", text: p.restarts ? `${p.restarts} restarts` : "" })),
+      el("span", { "data-role": "restarts", text: p.restarts ? plural(p.restarts, "restart") : "" })),
     el("div", { class: "chart", "data-chart": `pid:${p.pid}` }),
     el("button", {
       type: "button", class: "danger", "data-action": "kill", text: "kill",
@@ -426,7 +428,7 @@ function updateProcesses() {
     card.querySelector('[data-role="cpu"]').textContent = percent(p.cpu);
     card.querySelector('[data-role="mem"]').textContent = bytes(p.mem);
     card.querySelector('[data-role="age"]').textContent = `up ${duration(p.age)}`;
-    card.querySelector('[data-role="restarts"]').textContent = p.restarts ? `${p.restarts} restarts` : "";
+    card.querySelector('[data-role="restarts"]').textContent = p.restarts ? plural(p.restarts, "restart") : "";
     const plot = charts.get(`pid:${p.pid}`);
     if (plot) plot.set(watch.series.get(p.pid) || emptySeries());
   }
@@ -450,7 +452,7 @@ function renderHistory() {
       el("td", { text: exitText(e) }),
       el("td", { text: e.reason || "" }),
       el("td", { text: e.uptime === undefined ? "–" : duration(e.uptime) }),
-      el("td", { text: e.restart_in === null || e.restart_in === undefined ? "no" : `in ${e.restart_in}s` }))))));
+      el("td", { text: restartText(e.restart_in) }))))));
 }
 
 function appendLog(lines, dropped) {
@@ -601,11 +603,6 @@ async function start() {
     else if (!currentWatch(state.route)) state.watch = null;
     sendWatch();
     render();
-  });
-  let resizing = null;
-  window.addEventListener("resize", () => {
-    clearTimeout(resizing);
-    resizing = setTimeout(() => { for (const c of charts.values()) c.resize(); }, 100);
   });
   render();
   connect();

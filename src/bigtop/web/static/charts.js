@@ -46,6 +46,8 @@ export class LiveChart {
     this.plot = new uPlot(options, [[], [], []], element);
     this.points = 0;
     element.dataset.points = "0";
+    this.observer = new ResizeObserver(() => this.resize()); // follow the card's width
+    this.observer.observe(element);
   }
 
   set(columns) {
@@ -62,6 +64,7 @@ export class LiveChart {
   }
 
   destroy() {
+    this.observer.disconnect();
     this.plot.destroy();
   }
 }

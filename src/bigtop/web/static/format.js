@@ -61,3 +61,13 @@ export function eventDetails(data) {
     .map(([key, value]) => `${key}=${typeof value === "object" ? JSON.stringify(value) : value}`)
     .join(" ");
 }
+
+export function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+/** When a process was replaced: "at once", "in 2s", or "no" (not restarted). */
+export function restartText(delay) {
+  if (delay === null || delay === undefined) return "no";
+  return delay <= 0 ? "at once" : `in ${Number(delay.toFixed(2))}s`;
+}
