@@ -19,6 +19,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bigtop.config.model import MAX_NUMPROCESSES
 from bigtop.protocol.codec import MAX_REQUEST_BYTES
 from tests.e2e.daemon import Daemon, DaemonPool
 from tests.e2e.test_protocol_fuzz import WATCHER_STATUSES, payloads
@@ -165,3 +166,26 @@ def test_a_frame_over_the_transport_limit_drops_only_that_connection(fuzzed: Fuz
     assert sock.poll(int(REPLY_DEADLINE * 1000)), "no reply after the reconnection"
     reply = json.loads(sock.recv_multipart()[-1])
     assert (reply["id"], reply["status"]) == ("again", "ok")
+
+
+def test_absurd_process_counts_are_refused_at_once(bigtop: DaemonPool) -> None:
+    """`incr nb=10**12` used to plan a trillion slots in the daemon's loop (it never answered
+    anyone again); every way of asking for more than MAX_NUMPROCESSES is now an error."""
+    daemon = bigtop.start("[watcher:web]\ncmd = sleep 3600.11\nnumprocesses = 1\n")
+    daemon.wait_ready()
+    daemon.wait_running("sleep 3600.11", 1)
+    asks: list[tuple[str, dict[str, Any]]] = [
+        ("incr", {"name": "web", "nb": 10**12}),
+        ("decr", {"name": "web", "nb": -(10**12)}),
+        ("incr", {"name": "web", "nb": MAX_NUMPROCESSES, "waiting": True}),
+        ("set", {"name": "web", "options": {"numprocesses": 10**9}}),
+        ("add", {"name": "more", "cmd": "sleep 3600.11", "options": {"numprocesses": 10**6}}),
+    ]
+    for command, properties in asks:
+        started = time.monotonic()
+        reply = daemon.call(command, **properties)
+        assert time.monotonic() - started < 2.0
+        assert reply["status"] == "error", (command, reply)
+        assert str(MAX_NUMPROCESSES) in reply["reason"]
+    assert daemon.call("numprocesses", name="web")["numprocesses"] == 1
+    assert daemon.call("list")["watchers"] == ["web"]

@@ -22,6 +22,7 @@ from bigtop.config.ini import RawConfig, RawOption
 from bigtop.config.model import (
     HOOK_NAMES,
     IGNORE_ERRORS_BY_DEFAULT,
+    MAX_NUMPROCESSES,
     ArbiterConfig,
     BackoffConfig,
     Config,
@@ -42,6 +43,13 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 def _nonneg_int(text: str) -> int:
     return coerce.to_int(text, minimum=0)
+
+
+def _process_count(text: str) -> int:
+    value = coerce.to_int(text, minimum=0)
+    if value > MAX_NUMPROCESSES:
+        raise coerce.CoercionError(f"a number of processes from 0 to {MAX_NUMPROCESSES}")
+    return value
 
 
 def _retry_int(text: str) -> int:
@@ -70,7 +78,7 @@ def _optional_text(text: str) -> str | None:
 WATCHER_OPTIONS: dict[str, Coercer] = {
     "cmd": _text,
     "args": _text,
-    "numprocesses": _nonneg_int,
+    "numprocesses": _process_count,
     "warmup_delay": _seconds,
     "working_dir": _optional_text,
     "uid": _optional_text,

@@ -27,6 +27,11 @@ IGNORE_ERRORS_BY_DEFAULT = frozenset(
 )
 
 
+# Processes one watcher may be asked to run. Past this a request is refused: the kernel could
+# not give them pids anyway, and planning a billion slots would hang the daemon.
+MAX_NUMPROCESSES = 10_000
+
+
 class Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base for config records: immutable, keyword-only."""
 

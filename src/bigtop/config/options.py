@@ -17,6 +17,7 @@ from bigtop.config import coerce
 from bigtop.config.model import (
     HOOK_NAMES,
     IGNORE_ERRORS_BY_DEFAULT,
+    MAX_NUMPROCESSES,
     BackoffConfig,
     HookConfig,
     StreamConfig,
@@ -111,6 +112,8 @@ def _apply_one(
     if key in INTEGERS:
         if not _is_int(value):
             raise OptionError(f"{key!r} isn't an integer")
+        if key == "numprocesses" and value > MAX_NUMPROCESSES:
+            raise OptionError(f"'numprocesses' must be at most {MAX_NUMPROCESSES}")
         if key != "priority" and value < 0:
             value = 0 if key == "numprocesses" else value
             if key != "numprocesses":

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from bigtop.config.coerce import CoercionError, to_signal
+from bigtop.config.model import MAX_NUMPROCESSES
 from bigtop.config.options import NEEDS_RELOAD, OptionError, apply_options, new_watcher
 from bigtop.protocol.codec import Request
 from bigtop.protocol.errors import CommandError, Errno
@@ -360,9 +361,17 @@ class Controller:
         if watcher.config.singleton:
             return {"numprocesses": watcher.numprocesses, "singleton": True}
 
+        wanted = watcher.numprocesses + direction * nb
+        if wanted > MAX_NUMPROCESSES:
+            raise CommandError(
+                f"'nb' would take {watcher.name!r} to {wanted} processes; "
+                f"a watcher runs at most {MAX_NUMPROCESSES}"
+            )
+
         async def scale() -> dict[str, Any]:
             async with watcher.lock:
                 target = max(0, watcher.numprocesses + direction * nb)
+                target = min(target, MAX_NUMPROCESSES)  # incr calls queued behind each other
                 watcher.scale(target)
                 await watcher.settle()
                 return {"numprocesses": watcher.numprocesses}
