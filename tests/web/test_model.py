@@ -224,3 +224,26 @@ def test_sessions_expire_and_are_bounded() -> None:
     assert sessions.get(b.ident, 21.0) is b and sessions.get(c.ident, 21.0) is c
     assert a.csrf != b.csrf and len(b.csrf) >= 32
     assert sessions.get(None, 21.0) is None and sessions.get("nope", 21.0) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "token_set", "refused"),
+    [
+        ("127.0.0.1", False, False),
+        ("localhost", False, False),
+        ("::1", False, False),
+        ("0.0.0.0", False, True),
+        ("", False, True),
+        ("10.1.2.3", False, True),
+        ("10.1.2.3", True, False),
+    ],
+)
+def test_beyond_loopback_the_token_must_be_chosen(
+    host: str, token_set: bool, refused: bool
+) -> None:
+    from bigtop.web.app import exposure_error
+
+    error = exposure_error(host, token_set, "--token")
+    assert bool(error) is refused
+    if error:
+        assert "--token" in error and "TLS" in error

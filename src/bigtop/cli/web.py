@@ -59,13 +59,9 @@ def handle(args: argparse.Namespace) -> int:
     from bigtop.web import app as webapp
 
     token = args.token or webapp.environment_token()
-    if not webapp.is_loopback(args.host) and not token:
-        print(
-            f"error: --host {args.host} can be reached from other machines: set the token "
-            "yourself (--token or $BIGTOP_WEB_TOKEN), and put TLS in front (the dashboard "
-            "speaks plain HTTP)",
-            file=sys.stderr,
-        )
+    refused = webapp.exposure_error(args.host, bool(token), "--token or $BIGTOP_WEB_TOKEN")
+    if refused:
+        print(f"error: --host {refused}", file=sys.stderr)
         return 1
     if args.interval <= 0:
         print("error: --interval must be a positive number of seconds", file=sys.stderr)

@@ -347,15 +347,29 @@ async def serve(app: web.Application, host: str, port: int, token: str) -> Serve
 
 
 def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback one."""
     if host in ("localhost", "localhost.localdomain", "ip6-localhost"):
         return True
+    if not host:
+        return False  # every interface
     try:
         infos = socket.getaddrinfo(host, None)
     except OSError:
         return False
     import ipaddress
 
-    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
+
+
+def exposure_error(host: str, token_set: bool, how: str) -> str | None:
+    """Why the dashboard must not listen on `host`: beyond loopback, the token must have
+    been chosen on purpose (`how` says where to set it)."""
+    if token_set or is_loopback(host):
+        return None
+    return (
+        f"{host or 'every interface'} can be reached from other machines: set the token "
+        f"yourself ({how}), and put TLS in front (the dashboard speaks plain HTTP)"
+    )
 
 
 def environment_token() -> str | None:

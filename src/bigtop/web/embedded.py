@@ -12,7 +12,7 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-from bigtop.web.app import Served, create_app, serve
+from bigtop.web.app import Served, create_app, exposure_error, is_loopback, serve
 from bigtop.web.auth import new_token
 from bigtop.web.source import DaemonLink
 
@@ -22,12 +22,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("bigtop.web")
 
 
+_token: list[str] = []
+
+
+def _random_token() -> str:
+    """One per daemon process: a `restart` of the daemon keeps the printed URL working."""
+    if not _token:
+        _token.append(new_token())
+    return _token[0]
+
+
 async def start_dashboard(arbiter: Arbiter) -> Served | None:
     """Serve the dashboard on httpd_host:httpd_port; None (logged) when it cannot listen:
     the processes matter more than their dashboard, so the daemon carries on."""
     circus = arbiter.config.circus
     configured = circus.httpd_token or os.environ.get("BIGTOP_WEB_TOKEN")
-    token = configured or new_token()
+    token = configured or _random_token()
+    refused = exposure_error(circus.httpd_host, bool(configured), "httpd_token")
+    if refused:
+        log.error("[circus] httpd_host %s; the dashboard is off", refused)
+        return None
     if circus.curve_secret_key:
         log.warning(
             "[circus] httpd: the dashboard reaches the daemon through its control endpoint, "
@@ -51,6 +65,8 @@ async def start_dashboard(arbiter: Arbiter) -> Served | None:
         log.exception("[circus] httpd: the dashboard could not start")
         await link.close()
         return None
+    if not is_loopback(circus.httpd_host):
+        log.warning("[circus] httpd: the dashboard speaks plain HTTP; put TLS in front of it")
     if configured:
         log.info("dashboard on %s (log in with the configured token)", served.url)
     else:
