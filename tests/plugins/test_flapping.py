@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import signal
 
-import pytest
-
 from bigtop.control.client import AsyncClient
 from tests.helpers import PYTHON, alive, async_wait_until
 
@@ -118,12 +116,6 @@ time.sleep(3600)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime/watcher.py: the retry after flapping restarts the watcher core from a "
-    "timer without clearing Watcher._stopped (nor reopening its output sinks), so a later "
-    "stop returns at once and leaves the processes running",
-)
 async def test_a_watcher_retried_after_flapping_can_be_stopped(daemon, tmp_path) -> None:
     script = tmp_path / "crash_twice.py"
     script.write_text(CRASH_TWICE)

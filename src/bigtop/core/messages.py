@@ -120,6 +120,12 @@ class KillTree:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """The watcher starts again by itself (a retry after flapping): open its streams and
+    count it as running, as a start command would."""
+
+
+@dataclass(frozen=True)
 class StartCompleted:
     """Every slot had its first spawn: run after_start."""
 
@@ -150,6 +156,7 @@ Action = (
     | SendStopSignal
     | KillTree
     | CheckReadiness
+    | Resumed
     | StartCompleted
     | StopCompleted
     | Publish

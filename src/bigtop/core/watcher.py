@@ -29,6 +29,7 @@ from bigtop.core.messages import (
     ProcessReady,
     Publish,
     Reload,
+    Resumed,
     Scale,
     SendStopSignal,
     Spawned,
@@ -585,5 +586,7 @@ class WatcherCore:
             actions.append(
                 LogMessage("info", f"watcher {self.config.name!r}: retrying after flapping")
             )
+            if self.status is WatcherStatus.STOPPED:
+                actions.append(Resumed())
             actions += self._start(now)
         return actions + self._spawn_due(now)

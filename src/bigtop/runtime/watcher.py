@@ -33,6 +33,7 @@ from bigtop.core.messages import (
     ProcessReady,
     Publish,
     Reload,
+    Resumed,
     Scale,
     SendStopSignal,
     Spawned,
@@ -147,6 +148,14 @@ class Watcher:
         self._stopped.clear()
         self.feed(Start())
         return True
+
+    def _resume(self) -> None:
+        """The core starts again on its own (after flapping): what `start` does around it."""
+        try:
+            self._open_sinks()
+        except (OSError, ValueError, ImportError, AttributeError, TypeError) as exc:
+            log.error("watcher %r: cannot open its output stream: %s", self.name, exc)
+        self._stopped.clear()
 
     async def stop(self) -> None:
         """Stop gracefully and wait until every process is gone."""
@@ -283,6 +292,8 @@ class Watcher:
             case CheckReadiness(pid=pid):
                 if self.config.ready_check != "notify":
                     self._watch(pid, self._readiness(pid))
+            case Resumed():
+                self._resume()
             case StartCompleted():
                 if not self.hooks.run("after_start", self, self.services.arbiter):
                     log.warning("watcher %r: after_start hook returned false; stopping", self.name)

@@ -22,6 +22,7 @@ from bigtop.core.messages import (
     ProcessReady,
     Publish,
     Reload,
+    Resumed,
     Scale,
     SendStopSignal,
     Spawned,
@@ -780,6 +781,7 @@ def test_flapping_stops_retries_then_gives_up() -> None:
     actions = h.run(Tick(), at=10.0)
     assert actions == [
         LogMessage("info", "watcher 'web': retrying after flapping"),
+        Resumed(),  # the runtime reopens its streams, as for a start
         SpawnProcess(1),
         spawn(104),
         StartCompleted(),
