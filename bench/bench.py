@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark bigtop beside Circus 0.19.0 and Supervisor 4.3.0, in one run, on this machine.
 
-    python3 bench/bench.py                          # the scenarios below, N=200
-    python3 bench/bench.py --scenario control,spawn --n 200,500
+    python3 bench/bench.py                          # every scenario, N=200 and 500 (+ stats at 1,000)
+    python3 bench/bench.py --scenario control,spawn --n 200 --stats-n ""
 
 Creates throw-away venvs (default /tmp/peers: circus, supervisor, and bigtop installed
 from this checkout), runs the harness (bench/run.py) against every manager and the floor
@@ -19,12 +19,13 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = os.environ.get("BENCH_PEERS", "/tmp/peers")
 MANAGERS = ["bigtop", "circus", "supervisor", "floor"]
-DEFAULT_SCENARIOS = "control"
+DEFAULT_SCENARIOS = "spawn,idle,respawn,control,log,stats,stop"
 PACKAGES = {"circus": "circus==0.19.0", "supervisor": "supervisor==4.3.0"}
 
 
@@ -37,6 +38,18 @@ def ensure_venv(name: str, requirement: str, force: bool = False) -> str:
     return venv
 
 
+def merge(paths: list[str], out: str) -> None:
+    """One results file from several harness runs (the stats scenario at 1,000 is a run of
+    its own): the first run's meta, every run's results."""
+    documents = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            documents.append(json.load(handle))
+    merged = {**documents[0], "results": [r for d in documents for r in d["results"]]}
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(merged, handle, indent=1)
+
+
 def run_harness(scenarios: str, ns: str, out: str, extra: list[str]) -> None:
     env = dict(os.environ)
     env.setdefault("BENCH_CIRCUS_VENV", os.path.join(PEERS, "circus"))
@@ -47,6 +60,63 @@ def run_harness(scenarios: str, ns: str, out: str, extra: list[str]) -> None:
         "--scenario", scenarios, "--n", ns, "--out", out, *extra,
     ]  # fmt: skip
     subprocess.run(command, check=True, env=env)
+
+
+# The issue's targets (N=200): (title, scenario, metric, bigtop's target, better, unit shown)
+TARGETS = [
+    ("spawn, per child", "spawn", "per_child_ms", 1.0, "lower", "ms"),
+    ("respawn after SIGKILL of one child", "respawn", "single_kill_ms", 3.0, "lower", "ms"),
+    ("all N back after killing all", "respawn", "mass_kill_all_back_s", 0.25, "lower", "s"),
+    ("idle CPU with N children", "idle", "cpu_pct", 0.02, "lower", "%"),
+    ("daemon RSS", "idle", "daemon_rss_MiB", 25.0, "lower", "MiB"),
+    ("`status` round trip (API)", "control", "api_status_ms", 0.2, "lower", "ms"),
+    ("full process listing", "control", "api_procs_ms", 2.0, "lower", "ms"),
+    ("`status` from the CLI, whole process", "control", "cli_status_ms", 75.0, "lower", "ms"),
+    ("log throughput, 200 MiB", "log", "throughput_MBps", 1000.0, "higher", "MB/s"),
+    ("log lines lost", "log", "lost_bytes", 0.0, "lower", "bytes"),
+    ("stats stream CPU", "stats", "streamer_cpu_pct", 0.6, "lower", "%"),
+    ("stop all", "stop", "stopall_reaped_s", 0.03, "lower", "s"),
+]
+STATS_1000_TARGET = 2.0  # % of one core for 1,000 processes
+
+
+def targets(table: dict[tuple[str, int], dict[str, dict[str, Any]]]) -> list[str]:
+    """The summary: each target beside bigtop's, Circus's and Supervisor's medians."""
+    counts = sorted({n for _, n in table})
+    if not counts:
+        return []
+    main_n = 200 if 200 in counts else counts[0]  # the targets are set for N=200
+    lines = [
+        "## Targets",
+        "",
+        f"| scenario (N={main_n}) | bigtop | Circus | Supervisor | floor | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = [(t, main_n) for t in TARGETS]
+    rows.append((("stats stream CPU", "stats", "streamer_cpu_pct", STATS_1000_TARGET,
+                  "lower", "%"), 1000))  # fmt: skip
+    for (title, scenario, metric, target, better, unit), n in rows:
+        by_manager = table.get((scenario, n), {}).get(metric)
+        if not by_manager:
+            continue
+        cells = [_median(by_manager.get(m)) for m in MANAGERS]
+        mine = by_manager.get("bigtop", {}).get("median")
+        if not isinstance(mine, int | float):
+            verdict = "—"
+        elif better == "lower":
+            verdict = "yes" if mine <= target else "**no**"
+        else:
+            verdict = "yes" if mine >= target else "**no**"
+        shown = title if n == main_n else f"{title} (N={n})"
+        limit = f"{'≤' if better == 'lower' else '≥'} {fmt(target)} {unit}"
+        lines.append(f"| {shown} | " + " | ".join([*cells, limit, verdict]) + " |")
+    return [*lines, ""]
+
+
+def _median(value: Any) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("median"), int | float):
+        return "—"
+    return f"{fmt(value['median'])} {value.get('unit', '')}"
 
 
 def fmt(value: float) -> str:
@@ -81,6 +151,7 @@ def report(path: str) -> str:
         + ",".join(str(n) for n in sorted({k[1] for k in table}))
         + "` (creates throw-away venvs in /tmp/peers).",
         "",
+        *targets(table),
     ]
     for (scenario, n), metrics in sorted(table.items()):
         lines += [
@@ -116,7 +187,10 @@ def report(path: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default=DEFAULT_SCENARIOS)
-    parser.add_argument("--n", default="200")
+    parser.add_argument("--n", default="200,500")
+    parser.add_argument(
+        "--stats-n", default="1000", help="also the stats scenario at these N ('' for none)"
+    )
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     parser.add_argument("--results", help="write the raw JSON here (default: bench/results/)")
     parser.add_argument("--report-only", help="only turn this results JSON into the report")
@@ -131,6 +205,10 @@ def main() -> int:
         results = args.results or os.path.join(HERE, "results", f"run-{stamp}.json")
         os.makedirs(os.path.dirname(results), exist_ok=True)
         run_harness(args.scenario, args.n, results, extra)
+        if args.stats_n and "stats" in args.scenario.split(","):
+            more = results.replace(".json", "-stats.json")
+            run_harness("stats", args.stats_n, more, extra)
+            merge([results, more], results)
     text = report(results)
     with open(args.out, "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
