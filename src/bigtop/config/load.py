@@ -8,6 +8,7 @@ raised before the whole file has been looked at, so a user sees all their mistak
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import re
@@ -221,7 +222,7 @@ def check_config(
     _check_dependencies(watchers, raw, found)
     _check_socket_references(watchers, sockets, found)
     _check_sections(raw, found)
-    found.problems = _in_reading_order(found.problems, raw.files)
+    found.problems = _in_reading_order(_located(found.problems, raw), raw.files)
     if found.errors:
         return None, found.problems
     config = Config(
@@ -234,6 +235,18 @@ def check_config(
         warnings=tuple(str(p) for p in found.warnings),
     )
     return config, found.problems
+
+
+def _located(problems: list[ConfigProblem], raw: RawConfig) -> list[ConfigProblem]:
+    """Every problem names a file: its section's (and line), else the main file."""
+    located = []
+    for problem in problems:
+        if problem.file is None:
+            section = raw.sections.get(problem.section or "")
+            where = (section.file, section.line) if section else (raw.main_file, None)
+            problem = dataclasses.replace(problem, file=where[0], line=problem.line or where[1])
+        located.append(problem)
+    return located
 
 
 def _in_reading_order(problems: list[ConfigProblem], files: list[str]) -> list[ConfigProblem]:
