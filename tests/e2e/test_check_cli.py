@@ -199,6 +199,7 @@ def test_json_shape_and_circus_option_names(tmp_path: Path) -> None:
         "httpd": False,
         "httpd_host": "localhost",
         "httpd_port": 8080,
+        "httpd_token": None,
         "debug": False,
         "debug_gc": False,
         "fqdn_prefix": None,
