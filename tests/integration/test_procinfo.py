@@ -174,3 +174,17 @@ def test_cpu_percent_between_two_samples() -> None:
     assert cpu_percent(400, 11.0, (100, 10.0), 100) == 300.0  # three busy threads
     assert cpu_percent(100, 10.0, (100, 10.0), 100) == 0.0
     assert cpu_percent(90, 11.0, (100, 10.0), 100) == 0.0  # never negative
+
+
+def test_the_psutil_fallback_gives_the_same_fields(spawn) -> None:
+    from bigtop.runtime.procinfo_psutil import PsutilInfo
+
+    child = spawn(IDLE)
+    fast, fallback = ProcessInfo().info(child.pid), PsutilInfo().info(child.pid)
+    assert isinstance(fast, dict) and isinstance(fallback, dict)
+    assert set(fast) == set(fallback)
+    for key in ("pid", "cmdline", "username", "nice"):
+        assert fast[key] == fallback[key], key
+    rss = human_to_bytes(fallback["mem_info1"])
+    assert human_to_bytes(fast["mem_info1"]) == pytest.approx(rss, rel=0.02)
+    assert fast["create_time"] == pytest.approx(fallback["create_time"], abs=0.05)

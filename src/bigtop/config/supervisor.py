@@ -16,7 +16,6 @@ silently.
 
 from __future__ import annotations
 
-import difflib
 import glob
 import os
 import re
@@ -582,6 +581,8 @@ class Translator:
         return True
 
     def _unknown_option(self, key: str, option: RawOption, section: str, known: list[str]) -> None:
+        import difflib  # only for an unknown option
+
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         self.warn(

@@ -15,7 +15,6 @@ In this order:
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from typing import Any
 
 from bigtop.plugins.options import PluginConfigError
@@ -78,6 +77,8 @@ def target(use: str) -> str:
     builtin = builtin_name(use)
     if builtin is not None:
         return BUILTINS[builtin]
+    import importlib.metadata  # only for a name that is not a built-in: it is a heavy import
+
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if entry.name == use:
             return str(entry.value)

@@ -3,8 +3,8 @@
 On Linux they come straight from /proc: one read of `/proc/PID/stat` gives CPU times, memory,
 nice and start time, and `/proc/PID/task/PID/children` the direct children, so a sample costs
 two small reads (the command line and user are read once per process and cached). Elsewhere
-psutil does the work. CPU percentages are measured between two samples of the same process,
-as Circus does: the first reading of a process is 0.0.
+psutil does the work (procinfo_psutil). CPU percentages are measured between two samples of
+the same process, as Circus does: the first reading of a process is 0.0.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import pwd
 import time
 from dataclasses import dataclass
 from typing import Any
-
-import psutil
 
 GONE = "No such process (stopped?)"
 NA = "N/A"
@@ -102,9 +100,18 @@ class Machine:
         return cls(
             hz=os.sysconf("SC_CLK_TCK"),
             page_size=os.sysconf("SC_PAGE_SIZE"),
-            boot_time=psutil.boot_time(),
-            mem_total=psutil.virtual_memory().total,
+            boot_time=_proc_value("/proc/stat", b"btime"),
+            mem_total=int(_proc_value("/proc/meminfo", b"MemTotal:")) * 1024,
         )
+
+
+def _proc_value(path: str, key: bytes) -> float:
+    """The number after `key` at the start of a line of a /proc file (0 when missing)."""
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.startswith(key):
+                return float(line.split()[1])
+    return 0.0
 
 
 def figures(
@@ -170,12 +177,11 @@ class ProcessInfo:
         self._known: dict[int, _Known] = {}
         self._machine = Machine.read() if _HAVE_PROC else None
         self._users: dict[int, str] = {}
-        self._handles: dict[int, psutil.Process] = {}  # the psutil path
+        self._fallback: Any = None  # psutil, where there is no /proc
         self._samples = 0
 
     def forget(self, pid: int) -> None:
         self._known.pop(pid, None)
-        self._handles.pop(pid, None)
 
     def _prune(self, when: float) -> None:
         """Drop what is kept for processes not sampled for a while (they died between
@@ -184,12 +190,14 @@ class ProcessInfo:
         stale = [pid for pid, known in self._known.items() if known.last_when < when - STALE]
         for pid in stale:
             del self._known[pid]
-        for pid in [pid for pid in self._handles if not psutil.pid_exists(pid)]:
-            del self._handles[pid]
 
     def info(self, pid: int, with_children: bool = True) -> dict[str, Any] | str:
         if self._machine is None:
-            return self._psutil_info(pid, with_children)
+            if self._fallback is None:
+                from bigtop.runtime.procinfo_psutil import PsutilInfo
+
+                self._fallback = PsutilInfo()
+            return self._fallback.info(pid, with_children)  # type: ignore[no-any-return]
         try:
             stat = parse_stat(_read(f"/proc/{pid}/stat").decode("utf-8", "replace"))
         except (FileNotFoundError, ProcessLookupError):
@@ -258,27 +266,6 @@ class ProcessInfo:
             return NA
         return os.path.basename(argv0.decode("utf-8", "replace")) if argv0 else NA
 
-    # ---- elsewhere than Linux ----------------------------------------------------------------
-    def _psutil_info(self, pid: int, with_children: bool) -> dict[str, Any] | str:
-        try:
-            handle = self._handles.get(pid)
-            if handle is None or not handle.is_running():
-                handle = psutil.Process(pid)
-                handle.cpu_percent(None)
-                self._handles[pid] = handle
-            with handle.oneshot():
-                data = _psutil_read(handle)
-                if with_children:
-                    data["children"] = [
-                        self._psutil_info(child.pid, False) for child in handle.children()
-                    ]
-        except psutil.NoSuchProcess:
-            self.forget(pid)
-            return GONE
-        except psutil.Error:
-            return NA
-        return data
-
 
 def _children(pid: int, threads: int) -> list[int]:
     """Direct children; a single-threaded process has them all in one file."""
@@ -292,32 +279,3 @@ def _children(pid: int, threads: int) -> list[int]:
     from bigtop.runtime.proctree import direct_children
 
     return direct_children(pid)
-
-
-def _psutil_read(handle: psutil.Process) -> dict[str, Any]:
-    data: dict[str, Any] = {"pid": handle.pid}
-    memory = _try(handle.memory_info)
-    data["mem_info1"] = bytes2human(memory.rss) if memory != NA else NA
-    data["mem_info2"] = bytes2human(memory.vms) if memory != NA else NA
-    data["cpu"] = _try(lambda: handle.cpu_percent(None))
-    mem = _try(handle.memory_percent)
-    data["mem"] = round(mem, 3) if mem != NA else NA
-    times = _try(handle.cpu_times)
-    data["ctime"] = cpu_time(times.user + times.system) if times != NA else NA
-    data["username"] = _try(handle.username)
-    data["nice"] = _try(handle.nice)
-    created = _try(handle.create_time)
-    data["create_time"] = created
-    data["age"] = time.time() - created if created != NA else NA
-    cmdline = _try(handle.cmdline)
-    data["cmdline"] = os.path.basename(cmdline[0]) if cmdline != NA and cmdline else NA
-    return data
-
-
-def _try(read: Any) -> Any:
-    try:
-        return read()
-    except psutil.NoSuchProcess:
-        raise
-    except (psutil.Error, OSError):
-        return NA

@@ -7,8 +7,6 @@ import ctypes
 import os
 import signal
 
-import psutil
-
 
 def descendants(pid: int) -> list[int]:
     """Every descendant, walking the kernel's per-task children lists: it costs a few reads
@@ -26,6 +24,8 @@ def direct_children(pid: int) -> list[int]:
     children = _children_from_proc(pid)
     if children is not None:
         return children
+    import psutil  # only where the kernel has no /proc/PID/task/*/children
+
     try:
         return [child.pid for child in psutil.Process(pid).children()]
     except psutil.Error:
