@@ -10,7 +10,7 @@ import zmq
 import zmq.asyncio
 
 from bigtop.runtime.statsstream import aggregate
-from tests.helpers import PYTHON
+from tests.helpers import PYTHON, async_wait_until
 
 SLEEP = f"{PYTHON} -c 'import time; time.sleep(3600)'"
 INFO_FIELDS = {
@@ -79,3 +79,31 @@ async def test_no_stream_unless_asked(daemon) -> None:
     )
     await d.wait_pids("w", 1)
     assert d.arbiter._stats is None
+
+
+async def test_nothing_is_measured_while_nobody_listens(daemon) -> None:
+    d = await daemon(
+        f"""
+        [circus]
+        statsd = true
+
+        [watcher:w]
+        cmd = {SLEEP} quiet-stats
+        numprocesses = 3
+        """
+    )
+    pids = await d.wait_pids("w", 3)
+    stream = d.arbiter._stats
+    # two periods with no subscriber: not one process sampled
+    started = d.arbiter.loop.time()
+    await async_wait_until(lambda: d.arbiter.loop.time() - started > 2.2, timeout=5)
+    assert stream.subscribers == 0 and stream.info._known == {}
+    sub = zmq.asyncio.Context.instance().socket(zmq.SUB)
+    sub.connect(d.arbiter.endpoints.stats)
+    sub.setsockopt(zmq.SUBSCRIBE, b"stat.w.")
+    try:
+        assert await sub.poll(5000), "no stats once someone subscribed"
+        await async_wait_until(lambda: set(pids) <= set(stream.info._known))
+    finally:
+        sub.close(linger=0)
+    await async_wait_until(lambda: stream.subscribers == 0, what="the unsubscription seen")
