@@ -105,6 +105,25 @@ class EarlyStop:
             self.arbiter.loop.call_soon_threadsafe(self.arbiter.request, "quit")
 
 
+OPEN_FILES_WANTED = 65536
+
+
+def _raise_open_files_limit(log: Any) -> None:
+    """Each process costs the daemon three descriptors (two pipes and a pidfd), so the usual
+    soft limit of 1,024 would stop it near 300 processes: raise it towards the hard limit,
+    as supervisord does with minfds. Children inherit it (rlimit_nofile sets theirs)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            log.debug("open files limit raised from %d to %d", soft, wanted)
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open files limit above %d: %s", soft, exc)
+
+
 def import_asyncio_without_tls() -> ModuleType:
     """asyncio, without loading OpenSSL for TLS transports the daemon never opens: importing
     ssl costs the daemon 4.5 MiB of its ~30 MiB resident memory. Only asyncio's own modules
@@ -176,6 +195,7 @@ def handle(args: argparse.Namespace) -> int:
         _procfile_log_format(config)
     if circus.debug_gc:
         gc.set_debug(gc.DEBUG_LEAK)
+    _raise_open_files_limit(log)
     pidfile_path = args.pidfile or circus.pidfile
     pidfile = Pidfile(pidfile_path) if pidfile_path else None
     try:
