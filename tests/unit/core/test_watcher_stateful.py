@@ -37,6 +37,7 @@ from bigtop.core.messages import (
     Exited,
     KillProcess,
     KillTree,
+    ProcessReady,
     Publish,
     Reload,
     Scale,
@@ -49,6 +50,7 @@ from bigtop.core.messages import (
     Stop,
     StopCompleted,
     Tick,
+    Unhealthy,
 )
 from bigtop.core.policy import ExitStatus
 from bigtop.core.states import ProcessState, WatcherStatus
@@ -101,6 +103,8 @@ class WatcherMachine(RuleBasedStateMachine):
         warmup=st.sampled_from([0.0, 0.0, 1.0]),
         singleton=st.booleans(),
         graceful=st.sampled_from([0.0, 2.0, 30.0]),
+        ready_check=st.sampled_from([None, None, "tcp://127.0.0.1:1"]),
+        ready_timeout=st.sampled_from([1.0, 30.0]),
         start=st.booleans(),
     )
     def setup(
@@ -114,6 +118,8 @@ class WatcherMachine(RuleBasedStateMachine):
         warmup: float,
         singleton: bool,
         graceful: float,
+        ready_check: str | None,
+        ready_timeout: float,
         start: bool,
     ) -> None:
         if singleton:
@@ -130,6 +136,9 @@ class WatcherMachine(RuleBasedStateMachine):
             warmup_delay=warmup,
             singleton=singleton,
             graceful_timeout=graceful,
+            ready_check=ready_check,
+            ready_timeout=ready_timeout,
+            health_check=ready_check,
         )
         self.core = WatcherCore(config)
         if start:
@@ -253,6 +262,26 @@ class WatcherMachine(RuleBasedStateMachine):
         exit_code = -status.signal if status.signal is not None else status.code
         assert actions[0] == Publish("reap", {"process_pid": pid, "exit_code": exit_code})
 
+    @precondition(lambda self: bool(self.live))
+    @rule(index=st.integers(0, 50))
+    def passes_its_ready_check(self, index: int) -> None:
+        pid = sorted(self.live)[index % len(self.live)]
+        was_running = self.core.procs[pid].state is ProcessState.RUNNING
+        self.feed(ProcessReady(pid))
+        proc = self.core.procs[pid]
+        if was_running:  # (a process already being stopped stays as it is)
+            assert proc.ready and proc.ready_deadline is None
+
+    @precondition(lambda self: bool(self.live))
+    @rule(index=st.integers(0, 50))
+    def fails_its_health_check(self, index: int) -> None:
+        pid = sorted(self.live)[index % len(self.live)]
+        was_running = self.core.procs[pid].state is ProcessState.RUNNING
+        actions = self.feed(Unhealthy(pid, "health check failed 3 times"))
+        if was_running:  # stopped so that it is replaced; an event says why
+            assert self.core.procs[pid].state is ProcessState.STOPPING
+            assert any(isinstance(a, Publish) and a.action == "unhealthy" for a in actions)
+
     @rule(dt=durations)
     def time_passes(self, dt: float) -> None:
         self.now += dt
@@ -343,6 +372,17 @@ class WatcherMachine(RuleBasedStateMachine):
             for slot in core.slots.values():
                 if slot.pid is None and not slot.pending and not slot.done:
                     assert wakeup is not None, "an empty slot with no timer"
+
+    @invariant()
+    def readiness_is_tracked(self) -> None:
+        core = self.core
+        wakeup = core.next_wakeup()
+        for proc in core.procs.values():
+            if core.config.ready_check is None:
+                assert proc.ready, "without a ready_check a process is ready at once"
+            elif not proc.ready and proc.state is ProcessState.RUNNING:
+                assert proc.ready_deadline is not None, "waiting for readiness with no deadline"
+                assert wakeup is not None and wakeup <= proc.ready_deadline
 
     @invariant()
     def spawns_were_published(self) -> None:
