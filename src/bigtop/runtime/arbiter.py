@@ -95,6 +95,9 @@ class Arbiter:
         self._commands: asyncio.Queue[str] = asyncio.Queue()
         self._done = asyncio.Event()
         self._quitting = False
+        self._reload_waiting = False  # a reload is queued and not started yet
+        self._reloading: asyncio.Task[None] | None = None  # the queued reload under way
+        self._stop_asked = False  # quit or restart queued: reloads still queued are dropped
         self._sweeper: asyncio.TimerHandle | None = None
         self.started_at = time.time()
         self.plugins = PluginSupervisor(self)  # [plugin:NAME] processes
@@ -407,12 +410,27 @@ class Arbiter:
             await asyncio.sleep(0.01)
 
     def request(self, command: str) -> None:
-        """Queue `quit` or `reload` (what signals do)."""
+        """Queue `quit`, `restart` or `reload` (what signals do).
+
+        A reload asked while another one waits adds nothing (it would replace the same
+        processes again), so a burst of SIGHUPs makes at most one more reload. A stop does
+        not wait behind a reload under way, which can last as long as replacements take to
+        become ready: it interrupts it, and stopping takes care of old and new processes."""
+        if command == "reload":
+            if self._reload_waiting:
+                return
+            self._reload_waiting = True
+        elif command in ("quit", "restart"):
+            self._stop_asked = True
+            if self._reloading is not None:
+                self._reloading.cancel()
         self._commands.put_nowait(command)
 
     async def _serve_commands(self) -> None:
         while True:
             command = await self._commands.get()
+            if command == "reload":
+                self._reload_waiting = False
             if command == "quit":
                 if self._quitting:
                     log.warning("second stop request: killing every process now")
@@ -422,9 +440,17 @@ class Arbiter:
                 self._quitting = True
                 log.info("stopping every watcher")
                 asyncio.create_task(self._quit())  # noqa: RUF006 - awaited through _done
-            elif command == "reload" and not self._quitting:
+            elif command == "reload" and not self._quitting and not self._stop_asked:
                 log.info("reloading every watcher")
-                await self.reload()
+                self._reloading = reloading = asyncio.create_task(self.reload())
+                await asyncio.wait([reloading])  # a stop cancels the task, not this loop
+                self._reloading = None
+                if reloading.cancelled():
+                    log.info("reload interrupted by a stop request")
+                elif reloading.exception() is not None:
+                    log.error("reload failed: %s", reloading.exception())
+                else:
+                    log.info("reloaded every watcher")
             elif command == "restart" and not self._quitting:
                 log.info("restarting: stopping every watcher, then reading the config again")
                 self.restart_requested = True
