@@ -188,3 +188,23 @@ def test_the_psutil_fallback_gives_the_same_fields(spawn) -> None:
     rss = human_to_bytes(fallback["mem_info1"])
     assert human_to_bytes(fast["mem_info1"]) == pytest.approx(rss, rel=0.02)
     assert fast["create_time"] == pytest.approx(fallback["create_time"], abs=0.05)
+
+
+def test_kept_open_stat_files_see_a_process_go_and_are_closed(spawn) -> None:
+    child = spawn("print('ready', flush=True); import time; time.sleep(3600)")
+    info = ProcessInfo(keep_open=True)
+    assert isinstance(info.info(child.pid), dict) and isinstance(info.info(child.pid), dict)
+    fd = info._stat_fds[child.pid]
+    assert os.readlink(f"/proc/self/fd/{fd}") == f"/proc/{child.pid}/stat"
+    child.kill()
+    child.wait()
+    assert info.info(child.pid) == GONE  # the open file says so, even if the pid were reused
+    assert child.pid not in info._stat_fds
+    assert (
+        not os.path.exists(f"/proc/self/fd/{fd}")
+        or os.readlink(f"/proc/self/fd/{fd}") != f"/proc/{child.pid}/stat"
+    )
+    own = info.info(os.getpid())
+    assert isinstance(own, dict) and info._stat_fds
+    info.close()
+    assert info._stat_fds == {}

@@ -173,7 +173,11 @@ class _Known:
 class ProcessInfo:
     """Samples processes; keeps the previous sample of each so CPU is measured between calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_open: bool = False) -> None:
+        # keep_open: the stats stream samples every process every second; keeping each
+        # /proc/PID/stat open saves an open and a close per sample (pread reads it afresh)
+        self._keep_open = keep_open
+        self._stat_fds: dict[int, int] = {}
         self._known: dict[int, _Known] = {}
         self._machine = Machine.read() if _HAVE_PROC else None
         self._users: dict[int, str] = {}
@@ -182,6 +186,24 @@ class ProcessInfo:
 
     def forget(self, pid: int) -> None:
         self._known.pop(pid, None)
+        fd = self._stat_fds.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Release the descriptors kept open (sampling can go on: they are reopened)."""
+        for fd in self._stat_fds.values():
+            os.close(fd)
+        self._stat_fds.clear()
+
+    def _read_stat(self, pid: int) -> bytes:
+        if not self._keep_open:
+            return _read(f"/proc/{pid}/stat")
+        fd = self._stat_fds.get(pid)
+        if fd is None:
+            fd = os.open(f"/proc/{pid}/stat", _READ_FLAGS)
+            self._stat_fds[pid] = fd
+        return os.pread(fd, 4096, 0)  # ESRCH once that process is gone, even if pid is reused
 
     def _prune(self, when: float) -> None:
         """Drop what is kept for processes not sampled for a while (they died between
@@ -189,7 +211,9 @@ class ProcessInfo:
         self._samples = 0
         stale = [pid for pid, known in self._known.items() if known.last_when < when - STALE]
         for pid in stale:
-            del self._known[pid]
+            self.forget(pid)
+        for pid in [pid for pid in self._stat_fds if pid not in self._known]:
+            self.forget(pid)
 
     def info(self, pid: int, with_children: bool = True) -> dict[str, Any] | str:
         if self._machine is None:
@@ -199,7 +223,7 @@ class ProcessInfo:
                 self._fallback = PsutilInfo()
             return self._fallback.info(pid, with_children)  # type: ignore[no-any-return]
         try:
-            stat = parse_stat(_read(f"/proc/{pid}/stat").decode("utf-8", "replace"))
+            stat = parse_stat(self._read_stat(pid).decode("utf-8", "replace"))
         except (FileNotFoundError, ProcessLookupError):
             self.forget(pid)
             return GONE

@@ -29,6 +29,7 @@ log = logging.getLogger("bigtop.stats")
 PERIOD = 1.0
 _encode = msgspec.json.Encoder().encode
 _NOBLOCK = int(zmq.NOBLOCK)
+_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 CHUNK = 200  # processes sampled between two yields to the event loop
 
 
@@ -53,7 +54,7 @@ class StatsStream:
     def __init__(self, arbiter: Arbiter, context: zmq.asyncio.Context, endpoint: str) -> None:
         self.arbiter = arbiter
         self.endpoint = endpoint
-        self.info = ProcessInfo()
+        self.info = ProcessInfo(keep_open=True)
         prepare_ipc(endpoint)
         self.sock = context.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -87,7 +88,8 @@ class StatsStream:
         while True:
             await asyncio.sleep(PERIOD)
             if self.subscribers <= 0:
-                continue  # nobody listens: measure nothing
+                self.info.close()  # nobody listens: measure nothing, hold nothing open
+                continue
             started = loop.time()
             try:
                 await self._publish_all()
@@ -133,7 +135,8 @@ class StatsStream:
 
     def _send(self, topic: str, payload: dict[str, Any]) -> None:
         with contextlib.suppress(zmq.Again):
-            self._publisher.send_multipart([topic.encode(), _encode(payload)], _NOBLOCK)
+            self._publisher.send(topic.encode(), _MORE)
+            self._publisher.send(_encode(payload), _NOBLOCK)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -141,5 +144,6 @@ class StatsStream:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.info.close()
         self.sock.close(linger=0)
         remove_ipc(self.endpoint)
