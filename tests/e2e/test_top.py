@@ -32,9 +32,11 @@ class Terminal:
 
     def __init__(self, command: list[str], width: int = 120, height: int = 30) -> None:
         self.server = f"bigtop-test-{uuid.uuid4().hex[:8]}"
+        # the pane stays after the program ends, so a crash's traceback can be read
         self._tmux(
             "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
-            " ".join(command),
+            ";", "set-option", "-t", "t", "remain-on-exit", "on",
+            ";", "respawn-pane", "-k", "-t", "t", " ".join(command),
         )  # fmt: skip
 
     def _tmux(self, *args: str) -> str:
@@ -57,7 +59,8 @@ class Terminal:
         self._tmux("resize-window", "-t", "t", "-x", str(width), "-y", str(height))
 
     def alive(self) -> bool:
-        return "t" in self._tmux("list-sessions", "-F", "#{session_name}").split()
+        """The program still runs in the pane."""
+        return self._tmux("display-message", "-p", "-t", "t", "#{pane_dead}").strip() == "0"
 
     def wait_for(self, *texts: str, timeout: float = 10.0) -> str:
         return wait_until(
