@@ -233,6 +233,7 @@ class Arbiter:
                 )
             except discovery.DiscoveryError as exc:
                 log.warning("%s; discovery is off", exc)
+        if self.server is not None:
             log.info(
                 "listening: control %s, events %s", self.endpoints.control, self.endpoints.pubsub
             )
