@@ -401,26 +401,31 @@ class WatcherCore:
         delay: float | None = None
         if self.flapping is not None and uptime >= config.backoff.reset:
             self.flapping.stable()  # a stable run earns back the flapping retries
+        flapping: list[Action] = []
         if respawn:
             slot.failures = failures_after(slot.failures, uptime, config.backoff)
             delay = next_delay(slot.failures, config.backoff)
             slot.ready_at = now + delay
-            self.restarts += 1
-            slot.restarts += 1
+            flapping = self._record_death(now)
+            if flapping:  # the watcher stops instead; it starts again at the retry, if any
+                delay = None if self.retry_at is None else self.retry_at - now
+            else:
+                self.restarts += 1
+                slot.restarts += 1
         else:
             slot.done = True
         self.history.append(
             HistoryEntry(now, proc.pid, proc.wid, status.code, status.signal, reason, uptime, delay)
         )
         level = "info" if not respawn and status.code in config.success_exit_codes else "warning"
-        what = f"restarting in {delay:.3g}s" if delay else "restarting now"
+        if not respawn:
+            what = "not restarted (respawn)"
+        elif flapping:
+            what = "not restarted: the watcher is flapping"
+        else:
+            what = f"restarting in {delay:.3g}s" if delay else "restarting now"
         message = f"watcher {config.name!r}: process {proc.pid} (wid {proc.wid}) {reason}"
-        actions: list[Action] = [
-            LogMessage(level, f"{message}; {what if respawn else 'not restarted (respawn)'}")
-        ]
-        if respawn:
-            actions += self._record_death(now)
-        return actions
+        return [LogMessage(level, f"{message}; {what}"), *flapping]
 
     def _record_death(self, now: float) -> list[Action]:
         if self.flapping is None or not self.flapping.record_death(now):

@@ -768,12 +768,16 @@ def test_flapping_stops_retries_then_gives_up() -> None:
     assert actions == [
         reap(103, 1),
         LogMessage(
-            "warning", "watcher 'web': process 103 (wid 1) exited with code 1; restarting now"
+            "warning",
+            "watcher 'web': process 103 (wid 1) exited with code 1; "
+            "not restarted: the watcher is flapping",
         ),
         LogMessage("error", "watcher 'web' is flapping; stopping, next try in 7s"),
         StopCompleted("flapping"),
         Publish("stop"),
     ]
+    # the history says when it really starts again, and the restarts count only restarts
+    assert h.core.history[-1].restart_in == 7.0 and h.core.restarts == 2
     assert h.status is STOPPED
     assert h.core.slots == {}
     assert h.core.next_wakeup() == 10.0
@@ -795,6 +799,7 @@ def test_flapping_stops_retries_then_gives_up() -> None:
         "error", "watcher 'web' is flapping; giving up (flapping.max_retry reached)"
     )
     assert h.status is STOPPED
+    assert h.core.history[-1].restart_in is None  # never restarted
     assert h.core.next_wakeup() is None
     # an operator's start gets a fresh allowance
     assert only(h.run(Start(), at=100.0), SpawnProcess) == [SpawnProcess(1)]
