@@ -225,3 +225,29 @@ async def test_send_hup_reload_signals_processes_instead(daemon, tmp_path: Path)
 
 def test_events_are_json_serialisable_shapes() -> None:
     json.dumps({"process_pid": 1, "time": 1.0})
+
+
+async def test_the_retry_after_flapping_asks_before_start_too(daemon, hooks_module) -> None:
+    name, module = hooks_module
+    d = await daemon(
+        f"""
+        [watcher:flaky]
+        cmd = {PYTHON} -c 'raise SystemExit(1)'
+        flapping.attempts = 2
+        flapping.window = 10
+        flapping.retry_in = 0.2
+        backoff_initial = 0.01
+        backoff_max = 0.01
+        {_hooks(name, ["before_start"])}
+        """
+    )
+    await async_wait_until(lambda: d.watcher("flaky").core.retry_at is not None, what="flapping")
+    module.RESULTS["before_start"] = False  # the retry is refused like a start would be
+    starts = len(module.CALLS)
+    await async_wait_until(lambda: len(module.CALLS) > starts, what="the retry's before_start")
+    await async_wait_until(lambda: d.watcher("flaky").status == "stopped", what="stopped")
+    assert d.watcher("flaky").core.retry_at is None
+    spawned, since = len(d.topics(".spawn")), d.arbiter.loop.time()
+    # longer than retry_in: nothing is retried after that
+    await async_wait_until(lambda: d.arbiter.loop.time() - since > 0.5, timeout=3)
+    assert len(d.topics(".spawn")) == spawned and d.watcher("flaky").status == "stopped"

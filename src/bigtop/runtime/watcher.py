@@ -150,12 +150,18 @@ class Watcher:
         return True
 
     def _resume(self) -> None:
-        """The core starts again on its own (after flapping): what `start` does around it."""
+        """The core starts again on its own (after flapping): what `start` does around it,
+        and a refusal (before_start false, a stream that cannot open) stops it again."""
+        self._stopped.clear()
+        if not self.hooks.run("before_start", self, self.services.arbiter):
+            log.warning("watcher %r: before_start hook returned false; not retried", self.name)
+            self.feed(Stop())  # queued: handled once the retry's actions are carried out
+            return
         try:
             self._open_sinks()
         except (OSError, ValueError, ImportError, AttributeError, TypeError) as exc:
             log.error("watcher %r: cannot open its output stream: %s", self.name, exc)
-        self._stopped.clear()
+            self.feed(Stop())
 
     async def stop(self) -> None:
         """Stop gracefully and wait until every process is gone."""
