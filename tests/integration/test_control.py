@@ -385,3 +385,29 @@ def test_status_table_on_a_terminal() -> None:
         "db       stopped   -",
         "web      active    2 ready, 1 starting",
     ]
+
+
+async def test_reloadconfig_rolls_out_a_changed_command_and_keeps_live_changes_live(
+    daemon, tmp_path
+) -> None:
+    d = await daemon(TWO_WATCHERS)
+    web = set(await d.wait_pids("web", 2))
+    worker = set(await d.wait_pids("worker", 1))
+    config = tmp_path / "circus.ini"
+    text = config.read_text().replace(f"cmd = {SLEEP} web", f"cmd = {SLEEP} web2")
+    text = text.replace("graceful_timeout = 2", "graceful_timeout = 3")
+    text = text.replace(f"cmd = {SLEEP} worker", f"cmd = {SLEEP} worker\ngraceful_timeout = 7")
+    config.write_text(text)
+    async with await _client(d) as client:
+        plan = (await client.call("reloadconfig", dry_run=True))["plan"]
+        assert [(s["action"], s["watcher"]) for s in plan] == [
+            ("reload", "web"),
+            ("update", "worker"),
+        ]
+        await client.call("reloadconfig", waiting=True)
+        new_web = set(d.pids("web"))
+        assert len(new_web) == 2 and not new_web & web  # replaced, by a reload
+        assert set(d.pids("worker")) == worker  # untouched
+        assert d.watcher("worker").config.graceful_timeout == 7.0
+        assert "web2" in (await client.call("get", name="web", keys=["cmd"]))["options"]["cmd"]
+    assert d.topics("web.reload") and not d.topics("web.stop")  # no stop: no downtime

@@ -16,7 +16,8 @@ from bigtop.config.model import Config, WatcherConfig
 
 @dataclass(frozen=True)
 class Step:
-    action: str  # restart-daemon | remove | add | resize | recreate | update-sockets
+    # restart-daemon | remove | add | resize | update | reload | recreate | update-sockets
+    action: str
     watcher: str | None = None
     detail: str = ""
 
@@ -48,13 +49,34 @@ def plan(old: Config, new: Config) -> list[Step]:
     return steps
 
 
+# Changes a running watcher cannot take in place: it is stopped and made again.
+RECREATE_FIELDS = frozenset({"name", "singleton", "on_demand", "use_sockets"})
+# Changes that apply to the running processes as they are (the rest replace them).
+LIVE_FIELDS = frozenset(
+    {
+        "numprocesses", "warmup_delay", "send_hup", "stop_signal", "stop_children",
+        "graceful_timeout", "max_retry", "priority", "respawn", "success_exit_codes",
+        "backoff", "flapping", "autostart", "hooks", "stdout_stream", "stderr_stream",
+        "ready_timeout", "health_interval", "health_threshold", "depends_on",
+        "reload_batch", "options",
+    }
+)  # fmt: skip
+
+
 def _watcher_step(old: WatcherConfig, new: WatcherConfig) -> Step | None:
     changed = _changed_fields(old, new)
     if not changed:
         return None
     if changed == ["numprocesses"]:
         return Step("resize", new.name, f"numprocesses {old.numprocesses} -> {new.numprocesses}")
-    return Step("recreate", new.name, "changed: " + ", ".join(changed))
+    detail = "changed: " + ", ".join(changed)
+    if not RECREATE_FIELDS.isdisjoint(changed):
+        return Step("recreate", new.name, detail)
+    if LIVE_FIELDS.issuperset(changed):
+        return Step("update", new.name, detail)  # applies at once, processes untouched
+    # like `set`: the new definition applies and the processes are replaced by a rolling
+    # reload (new ones ready before old ones stop), so there is no downtime
+    return Step("reload", new.name, detail)
 
 
 def _changed_fields(old: msgspec.Struct, new: msgspec.Struct) -> list[str]:

@@ -555,6 +555,15 @@ class Arbiter:
                 async with old.lock:
                     old.apply_config(new_by_name[key])
                     old.scale(new_by_name[key].numprocesses)
+            elif step.action in ("update", "reload") and old is not None:
+                async with old.lock:
+                    config = new_by_name[key]
+                    old.apply_config(config)
+                    if config.numprocesses != old.numprocesses:
+                        old.scale(config.numprocesses)
+                    if step.action == "reload" and not old.is_stopped():
+                        old.reload()
+                    await old.settle()
             elif step.action == "recreate" and old is not None:
                 async with old.lock:
                     was_running = not old.is_stopped()
