@@ -172,9 +172,21 @@ class ControlServer:
         if reply is not None and self._replies is not None:
             try:
                 # a ROUTER never blocks on send: at its high-water mark it drops the message
-                self._replies.send_multipart([*envelope, encode(reply)], zmq.NOBLOCK)
+                self._send_reply([*envelope, encode(reply)])
             except zmq.ZMQError as exc:
                 log.warning("could not send a reply: %s", exc)
+
+    def _send_reply(self, frames: list[bytes]) -> None:
+        """Send on the plain view of the ROUTER, then have the asyncio socket look at its
+        events: ZMQ's readiness signal is edge-triggered, and a send can consume the edge of
+        a request that arrived meanwhile, which `_serve` would then never be woken for (a
+        stalled follower's pushes made other clients wait until some later message)."""
+        assert self._replies is not None
+        assert self.router is not None
+        try:
+            self._replies.send_multipart(frames, zmq.NOBLOCK)
+        finally:
+            self.router.get(zmq.EVENTS)  # schedules the reading of what is waiting
 
     async def respond(
         self, payload: bytes, envelope: list[bytes] | None = None
@@ -192,7 +204,7 @@ class ControlServer:
                 return False
             try:
                 message = ok_reply(request_id, fields)
-                self._replies.send_multipart([*envelope, encode(message)], zmq.NOBLOCK)
+                self._send_reply([*envelope, encode(message)])
             except zmq.ZMQError:
                 return False
             return True

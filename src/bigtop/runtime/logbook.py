@@ -26,6 +26,12 @@ log = logging.getLogger("bigtop.output")
 ENDED_KEPT = 5  # rings kept per watcher for processes that ended
 FOLLOW_TTL = 15.0  # a follower that does not renew within this is dropped
 FLUSH_DELAY = 0.05
+# What a follower is sent is bounded, so that one that stops reading (a suspended `logs -f`:
+# ZMQ keeps queueing for it) holds little in the daemon: at most MAX_PUSH_BYTES of output per
+# message (one per FLUSH_DELAY), and MAX_UNRENEWED_BYTES between two renewals (the CLI renews
+# every 5 s while it reads: up to 3 MB/s of output). More is counted as dropped.
+MAX_PUSH_BYTES = 512 * 1024
+MAX_UNRENEWED_BYTES = 16 * 1024 * 1024
 
 Entry = tuple[float, str, int, str, str]  # time, watcher, pid, stream, line
 Push = Callable[[dict[str, Any]], bool]
@@ -73,6 +79,8 @@ class Follower:
     push: Push
     expires: float
     pending: list[Entry] = field(default_factory=list)
+    pending_bytes: int = 0
+    unrenewed_bytes: int = 0  # sent (or pending) since the follower last renewed
     dropped: int = 0
 
     def wants(self, watcher: str, stream: str) -> bool:
@@ -99,7 +107,7 @@ class LogBook:
         if self.followers:
             text = data.decode("utf-8", "replace")
             entries = [(now, watcher, pid, stream, line) for line in text.splitlines()]
-            self._deliver(watcher, stream, entries)
+            self._deliver(watcher, stream, entries, len(data))
 
     def ended_process(self, watcher: str, pid: int) -> None:
         ended = self.ended.setdefault(watcher, deque())
@@ -129,14 +137,24 @@ class LogBook:
             self.followers[key] = Follower([w.lower() for w in watchers], streams, push, expires)
         else:
             follower.expires, follower.push = expires, push
+            follower.unrenewed_bytes = follower.pending_bytes
 
     def unfollow(self, key: str) -> None:
         self.followers.pop(key, None)
 
-    def _deliver(self, watcher: str, stream: str, entries: list[Entry]) -> None:
+    def _deliver(self, watcher: str, stream: str, entries: list[Entry], size: int) -> None:
         for follower in self.followers.values():
-            if follower.wants(watcher, stream):
+            if not follower.wants(watcher, stream):
+                continue
+            if (
+                follower.pending_bytes >= MAX_PUSH_BYTES
+                or follower.unrenewed_bytes >= MAX_UNRENEWED_BYTES
+            ):
+                follower.dropped += len(entries)
+            else:
                 follower.pending.extend(entries)
+                follower.pending_bytes += size
+                follower.unrenewed_bytes += size
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
 
@@ -157,6 +175,7 @@ class LogBook:
             else:  # the client reads too slowly: drop, say how much, never buffer without end
                 follower.dropped += len(follower.pending)
             follower.pending = []
+            follower.pending_bytes = 0
 
 
 class BackgroundWriter:
