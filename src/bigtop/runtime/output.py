@@ -266,7 +266,12 @@ class LogFile:
         self.size = 0
         self.identity: tuple[int, int] | None = None
         self.outage = Outage(path)
-        self.open()  # at start, an unopenable file is an error the user should see
+        try:
+            self.open()
+        except OSError as exc:
+            # An unwritable directory or a full disk costs only this stream: the process
+            # runs, this is reported now, and `prepare` tries the path again before each batch.
+            self.outage.failed(exc, b"")
 
     def open(self) -> None:
         handle = self.opener(self.path)
