@@ -210,6 +210,10 @@ def main() -> int:
             run_harness("stats", args.stats_n, more, extra)
             merge([results, more], results)
     text = report(results)
+    analysis = os.path.join(HERE, "analysis.md")  # the hand-written reading of the figures
+    if os.path.exists(analysis):
+        with open(analysis, encoding="utf-8") as handle:
+            text += "\n" + handle.read()
     with open(args.out, "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
     print(f"wrote {args.out}")

@@ -153,3 +153,28 @@ def test_status_history_shows_why_processes_ended(run_daemon, tmp_path: Path) ->
     lines = result.stdout.splitlines()
     assert (result.returncode, lines[:3]) == (0, ["active", "", "web: 1 restart(s)"]), result
     assert f"wid 1  pid {pid}  killed by SIGKILL (9)" in lines[3] and "restart in 0s" in lines[3]
+
+
+def test_a_malformed_endpoint_is_named_and_explained() -> None:
+    result = bigtop("--endpoint", "status", "list")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: --endpoint 'status' is not an endpoint")
+    result = bigtop("list", env={"BIGTOP_ENDPOINT": "tcp://no-port"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "'tcp://no-port'" in result.stderr and "tcp://HOST:PORT" in result.stderr
+
+
+def test_only_the_command_run_is_built_but_help_lists_them_all() -> None:
+    from bigtop.cli.main import build_parser, command_named
+
+    assert command_named(["--endpoint", "list", "status", "web"]) == "status"
+    assert command_named(["--timeout", "1", "-c", "x.ini", "incr", "web"]) == "incr"
+    assert command_named(["--help"]) is None and command_named([]) is None
+    every = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"run", "check", "status", "top", "web", "logs", "quit"} <= set(every)
+    one = build_parser(only="status")._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(one) == {"status"}
+    result = bigtop("--help")
+    assert result.returncode == 0 and all(c in result.stdout for c in ("reloadconfig", "top"))
+    result = bigtop("nosuch")
+    assert result.returncode == 2 and "invalid choice: 'nosuch'" in result.stderr

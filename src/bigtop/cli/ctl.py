@@ -464,20 +464,34 @@ def config_endpoints(path: str) -> dict[str, str]:
     return {k: v.split(" ;")[0].strip() for k, v in parser.items("circus")}
 
 
+ENDPOINT_SCHEMES = ("ipc://", "tcp://")
+
+
 def control_endpoint(args: argparse.Namespace) -> str:
+    """The endpoint to use, checked: a malformed one stops the command with a clear message."""
+    endpoint, where = _endpoint_and_source(args)
+    if not endpoint.startswith(ENDPOINT_SCHEMES) or len(endpoint) <= len("tcp://"):
+        raise SystemExit(
+            f"error: {where} {endpoint!r} is not an endpoint; write ipc:///path/to/control.sock "
+            "or tcp://HOST:PORT"
+        )
+    return endpoint
+
+
+def _endpoint_and_source(args: argparse.Namespace) -> tuple[str, str]:
     """--endpoint > BIGTOP_ENDPOINT > CIRCUSCTL_ENDPOINT > -c CONFIG > the default."""
     from bigtop.control.endpoints import default_endpoints
 
     if args.endpoint:
-        return str(args.endpoint)
+        return str(args.endpoint), "--endpoint"
     for variable in ("BIGTOP_ENDPOINT", "CIRCUSCTL_ENDPOINT"):
         if os.environ.get(variable):
-            return os.environ[variable]
+            return os.environ[variable], f"${variable}"
     if args.config:
         endpoint = config_endpoints(args.config).get("endpoint")
         if endpoint:
-            return endpoint
-    return default_endpoints().control
+            return endpoint, f"[circus] endpoint in {args.config}"
+    return default_endpoints().control, "the default endpoint"
 
 
 def curve_keys(args: argparse.Namespace) -> Any:
@@ -500,6 +514,7 @@ def curve_keys(args: argparse.Namespace) -> Any:
 
 def run_command(args: argparse.Namespace) -> int:
     from bigtop.control.client import CallTimeout, Client
+    from bigtop.control.endpoints import EndpointError
 
     spec: Spec = args.spec
     args.tty = sys.stdout.isatty() and not args.json and not os.environ.get("NO_COLOR")
@@ -519,6 +534,9 @@ def run_command(args: argparse.Namespace) -> int:
             reply = client.send(spec.name, message)
     except CallTimeout as exc:
         print(f"Timed out.\n{exc}", file=sys.stderr)
+        return 1
+    except EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(reply, indent=2 if args.tty or sys.stdout.isatty() else None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bigtop import __version__
 from bigtop.cli import check, ctl, events, keygen, logs, run, top, web
@@ -27,7 +28,50 @@ Exit status of control commands: 0 ok, 3 the daemon refused, 1 no answer.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Global options that take a value: the token after them is not the command.
+VALUED_OPTIONS = frozenset(
+    {"--endpoint", "--timeout", "-c", "--config", "--curve-client-key", "--curve-server-key"}
+)
+
+
+class _Skipped:
+    """Stands in for the parser of a command that is not being run: building all ~35
+    command parsers took a quarter of `bigtop status`'s own time."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _OnlyOne:
+    """Subparsers that build the one command named on the command line, and skip the rest."""
+
+    def __init__(self, commands: Any, wanted: str) -> None:
+        self.commands = commands
+        self.wanted = wanted
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self.wanted:
+            return self.commands.add_parser(name, **kwargs)
+        return _Skipped()
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command in argv (the first word that is not an option or an option's value)."""
+    after_value = False
+    for token in argv:
+        if after_value:
+            after_value = False
+        elif token in VALUED_OPTIONS:
+            after_value = True
+        elif token in ("-h", "--help"):
+            return None  # the general help lists every command
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (`only`) the global options and that one command."""
     parser = argparse.ArgumentParser(
         prog="bigtop",
         description=DESCRIPTION,
@@ -35,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bigtop {__version__}")
     ctl.add_global_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if only is not None:
+        commands = _OnlyOne(commands, only)
     run.add_parser(commands)
     check.add_parser(commands)
     ctl.add_parsers(commands)
@@ -48,8 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    wanted = command_named(words)
+    parser = build_parser(only=wanted)
+    if wanted is not None and parser._subparsers is not None:
+        action = parser._subparsers._group_actions[0]
+        if wanted not in getattr(action, "choices", {}):
+            parser = build_parser()  # not a command: the full parser says what the choices are
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from bigtop.control.endpoints import default_endpoints
+from bigtop.control.endpoints import EndpointError, default_endpoints
 
 if TYPE_CHECKING:
     from bigtop.control.curve import ClientKeys
@@ -80,7 +80,7 @@ class Client:
             from bigtop.control.curve import secure_client_socket
 
             secure_client_socket(self._socket, curve)
-        self._socket.connect(self.endpoint)
+        _connect(self._socket, self.endpoint)
 
     def call(self, command: str, **properties: Any) -> dict[str, Any]:
         reply = self.send(command, properties)
@@ -139,7 +139,7 @@ class AsyncClient:
             from bigtop.control.curve import secure_client_socket
 
             secure_client_socket(self._socket, curve)
-        self._socket.connect(self.endpoint)
+        _connect(self._socket, self.endpoint)
 
     async def call(self, command: str, **properties: Any) -> dict[str, Any]:
         reply = await self.send(command, properties)
@@ -175,3 +175,15 @@ class AsyncClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _connect(sock: Any, endpoint: str) -> None:
+    """Connect, or say clearly which endpoint is malformed (ZeroMQ only says EINVAL)."""
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise EndpointError(
+            f"cannot use the endpoint {endpoint!r}: {exc.strerror}; an endpoint looks like "
+            "ipc:///path/to/control.sock or tcp://HOST:PORT"
+        ) from None
