@@ -14,15 +14,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon import Daemon, DaemonPool, endpoints_section
+from tests.e2e.daemon import Daemon, DaemonPool
+from tests.faults import launch
 from tests.faults.observe import report
 from tests.helpers import PYTHON, wait_until
 
@@ -95,23 +94,8 @@ def two_writers(tmp_path: Path, trouble: Path, fine: Path) -> str:
 
 
 def start_unprivileged(pool: DaemonPool, ini: str) -> Daemon:
-    """As DaemonPool.start, with the daemon stripped of CAP_DAC_OVERRIDE."""
-    sockets = Path(tempfile.mkdtemp(prefix="btc-", dir="/tmp"))
-    index = len(pool.started)
-    config = pool.directory / f"circus-{index}.ini"
-    config.write_text(endpoints_section(sockets) + textwrap.dedent(ini).lstrip())
-    log = pool.directory / f"daemon-{index}.log"
-    sink = log.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-c", WITHOUT_DAC_OVERRIDE, "-m", "bigtop", "run", str(config)],
-        stdout=sink,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=pool.directory,
-    )
-    daemon = Daemon(process, sockets, config, log, sink)
-    pool.started.append(daemon)
-    return daemon
+    """A daemon stripped of CAP_DAC_OVERRIDE: directory permissions apply to it."""
+    return launch.start(pool, ini, python_args=("-c", WITHOUT_DAC_OVERRIDE))
 
 
 def numbers(path: Path, tag: str) -> list[int]:

@@ -74,7 +74,7 @@ class Arbiter:
         self._stats: StatsStream | None = None
         self._armed: dict[str, list[int]] = {}  # on_demand watchers waiting on socket fds
         self._statefile: StateFile | None = None
-        self._state_timer: asyncio.TimerHandle | None = None
+        self._state_timer: asyncio.Handle | None = None
         self._httpd: Any = None  # the dashboard, with [circus] httpd = true
         self.controller = Controller(self)
         self.server: ControlServer | None = None
@@ -120,6 +120,8 @@ class Arbiter:
         topic = f"watcher.{watcher.lower().replace(' ', '_')}.{action}"
         message = {**payload, "time": time.time()}
         if action in ("spawn", "reap"):
+            if action == "reap" and self._statefile is not None:
+                self._statefile.forget(payload.get("process_pid"))
             self._state_changed()
         if self.server is not None:
             self.server.publish(topic, message)
@@ -329,10 +331,19 @@ class Arbiter:
         return os.path.join(runtime_dir(), f"state-{digest}.json")
 
     def _state_changed(self) -> None:
-        """Record the children soon (several spawns in a row make one write)."""
+        """Record the children as soon as this turn of the loop ends (the spawns of one turn
+        make one write). Not later: a daemon SIGKILLed before the write would leave a child
+        nobody knows about running for ever (a 50 ms delay did, in tests/faults)."""
         if self._statefile is None or self._state_timer is not None:
             return
-        self._state_timer = self.loop.call_later(0.05, self._write_state)
+        self._state_timer = self.loop.call_soon(self._write_state)
+
+    def flush_state(self) -> None:
+        """Write the record now if a write is pending: before a reply names a process, so that
+        a client that SIGKILLs the daemon right after knows the next one will stop it."""
+        if self._state_timer is not None:
+            self._state_timer.cancel()
+            self._write_state()
 
     def _write_state(self) -> None:
         self._state_timer = None

@@ -111,6 +111,8 @@ class Controller:
             raise CommandError(str(exc), Errno.MESSAGE_ERROR) from None
         except OSError as exc:
             raise CommandError(f"{request.command}: {exc}", Errno.OS_ERROR) from None
+        finally:
+            self.arbiter.flush_state()  # what the reply may name is in the record first
 
     # ---- helpers --------------------------------------------------------------------------
     def _watcher(self, props: dict[str, Any], key: str = "name") -> Watcher:

@@ -34,14 +34,22 @@ class StateFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._dirty = False
+        self._starts: dict[int, int | None] = {}  # read from /proc once per child
+
+    def forget(self, pid: object) -> None:
+        """`pid` was reaped: its start time no longer holds (the pid may be reused)."""
+        if isinstance(pid, int):
+            self._starts.pop(pid, None)
 
     def write(self, children: dict[int, str]) -> None:
         """Record our pid and every child (pid -> watcher), atomically."""
+        known = self._starts
+        self._starts = {pid: known.get(pid) or start_time(pid) for pid in children}
         record: dict[str, Any] = {
             "daemon": os.getpid(),
             "daemon_start": start_time(os.getpid()),
             "children": [
-                {"pid": pid, "start": start_time(pid), "watcher": name}
+                {"pid": pid, "start": self._starts[pid], "watcher": name}
                 for pid, name in sorted(children.items())
             ],
         }
