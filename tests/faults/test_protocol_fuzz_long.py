@@ -45,7 +45,41 @@ huge = st.integers(1, 64).map(over_the_limit)
 just_under = st.integers(0, 64).map(just_under_the_limit)
 # A message of several frames: the server joins the frames after the client's identity.
 multipart = st.lists(payloads, min_size=2, max_size=3)
-messages = payloads.map(lambda p: [p]) | multipart | st.just([b"", b""])
+
+# Edge values the shared strategies leave out (NaN and infinities, integers past any limit,
+# containers where a name or a number is expected), for more commands (set, add, get, logs).
+# Safe by construction: no string here names a real program or a file, and no positive
+# integer is small enough to be a real process count (they are 0, 1 or refused).
+EDGE_VALUES = [
+    float("nan"), float("inf"), float("-inf"), 1e308, -1e308, 10**30, -(10**30), 2**63, 0, 1,
+    -1, True, False, None, "", "web", "WEB", "w*", "nosuch", "é", "\u0000", [], [[]], {},
+    {"a": []}, ["web"], [1, 2], {"web": 1},
+]  # fmt: skip
+EDGE_COMMANDS = [
+    "list", "status", "numprocesses", "get", "options", "globaloptions", "incr", "decr",
+    "signal", "kill", "stats", "set", "add", "rm", "logs", "reload", "start", "stop",
+]  # fmt: skip
+EDGE_KEYS = [
+    "name", "names", "nb", "pid", "signum", "keys", "option", "process", "graceful_timeout",
+    "stream", "lines", "match", "waiting", "childpid", "extended", "cmd", "start", "options",
+]  # fmt: skip
+SET_KEYS = [
+    "graceful_timeout", "warmup_delay", "max_retry", "priority", "singleton", "send_hup",
+    "stop_signal", "respawn", "max_age", "numprocesses", "backoff_initial", "backoff_max",
+]  # fmt: skip
+edge_values = st.sampled_from(EDGE_VALUES)
+edge_options = st.dictionaries(st.sampled_from(SET_KEYS), edge_values, max_size=3)
+edge_properties = st.dictionaries(
+    st.sampled_from(EDGE_KEYS), edge_values | edge_options, max_size=4
+).map(lambda props: {**props, "cmd": "/nonexistent/bigtop-fuzz"} if "cmd" in props else props)
+edge_requests = st.fixed_dictionaries(
+    {"command": st.sampled_from(EDGE_COMMANDS), "properties": edge_properties},
+    optional={"id": edge_values},
+).map(lambda request: json.dumps(request).encode())  # NaN and Infinity as Python writes them
+
+messages = (
+    payloads.map(lambda p: [p]) | edge_requests.map(lambda p: [p]) | multipart | st.just([b"", b""])
+)
 
 
 class Fuzzer:

@@ -7,8 +7,10 @@ integer", "unknown key 'x'").
 
 from __future__ import annotations
 
+import math
 import resource
 import shlex
+import signal
 from typing import Any
 
 import msgspec
@@ -200,16 +202,25 @@ def _apply_one(
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer a process manager can use (JSON allows any size; C wants 64 bits)."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite number (JSON as Python reads it has NaN and Infinity)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past what a float holds
+        return False
 
 
 def _signal(value: Any) -> int:
     if _is_int(value):
-        return int(value)
+        if 0 < value < signal.NSIG:
+            return int(value)
+        raise OptionError(f"'stop_signal' isn't a valid signal (1 to {signal.NSIG - 1})")
     if isinstance(value, str):
         try:
             return coerce.to_signal(value)

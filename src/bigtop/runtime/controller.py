@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import math
 import os
 import re
 import signal
@@ -215,7 +216,7 @@ class Controller:
         }
         key = props.get("option")
         if key is not None:
-            if key not in options:
+            if not isinstance(key, str) or key not in options:
                 raise CommandError(f"{key!r} not an existing option")
             return {"options": {key: options[key]}}
         return {"options": options}
@@ -229,7 +230,7 @@ class Controller:
         options = watcher_options(watcher)
         result = {}
         for key in keys:
-            if key not in options:
+            if not isinstance(key, str) or key not in options:
                 raise CommandError(f"{key!r} option not found")
             result[key] = options[key]
         return {"options": result}
@@ -433,7 +434,7 @@ class Controller:
     async def cmd_kill(self, props: dict[str, Any]) -> dict[str, Any] | None:
         watcher = self._watcher(props)
         timeout = props.get("graceful_timeout")
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):
+        if timeout is not None and not (_finite(timeout) and timeout >= 0):
             raise CommandError("'graceful_timeout' isn't a number")
         signum = props.get("signum")
         number = _signum(signum) if signum is not None else None
@@ -543,7 +544,9 @@ class Controller:
         for name in names:
             if not any(fnmatch.fnmatch(w, name.lower()) for w in self.arbiter.watchers):
                 raise CommandError(f"program {name} not found")
-        stream = props.get("stream", "both")
+        stream = props.get("stream") or "both"
+        if stream not in ("stdout", "stderr", "both"):  # (a list is not hashable)
+            raise CommandError("'stream' must be stdout, stderr or both")
         streams = {"stdout": ("stdout",), "stderr": ("stderr",)}.get(stream, ("stdout", "stderr"))
         lines = props.get("lines", 10)
         if not isinstance(lines, int) or isinstance(lines, bool) or lines < 0:
@@ -629,10 +632,20 @@ def _required(props: dict[str, Any], key: str, kind: Any) -> Any:
     return value
 
 
+def _finite(value: Any) -> bool:
+    """A number that is neither NaN nor infinite (JSON as Python reads it has both)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past what a float holds
+        return False
+
+
 def _as_int(value: Any, key: str) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise CommandError(f"{key!r} isn't an integer") from None
 
 
