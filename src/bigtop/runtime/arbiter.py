@@ -29,6 +29,7 @@ from bigtop.control import discovery
 from bigtop.control.curve import server_keys
 from bigtop.control.endpoints import Endpoints, ipc_path, resolve, runtime_dir
 from bigtop.control.server import ControlServer
+from bigtop.core.messages import Stop
 from bigtop.core.states import WatcherStatus
 from bigtop.errors import ConfigError, ConfigProblem
 from bigtop.protocol.errors import CommandError
@@ -473,8 +474,23 @@ class Arbiter:
         try:
             await self.plugins.stop()  # first: no plugin acts on a daemon that is stopping
             await self.stop()
+        except Exception:
+            # whatever went wrong, the daemon does not exit leaving its processes running
+            log.exception("stopping the watchers failed; killing every process")
+            await self._kill_everything()
         finally:
             self._done.set()
+
+    async def _kill_everything(self, timeout: float = 5.0) -> None:
+        """The last resort of a stop that failed: every watcher told to stop (so nothing is
+        restarted), every process SIGKILLed, and their exits waited for."""
+        for watcher in self.watchers.values():
+            with contextlib.suppress(Exception):
+                watcher.feed(Stop())
+            watcher.kill_now()
+        deadline = self.loop.time() + timeout
+        while len(self.reaper) and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def reload(self) -> None:
         """Reload every watcher (starting stopped ones, as Circus does)."""
