@@ -40,6 +40,8 @@ def to_int(text: str, minimum: int | None = None) -> int:
         raise CoercionError(_int_words(minimum)) from None
     if minimum is not None and value < minimum:
         raise CoercionError(_int_words(minimum))
+    if abs(value) >= 2**63:  # no option means anything past 64 bits; floats overflow on some
+        raise CoercionError(f"{_int_words(minimum)} below 2**63")
     return value
 
 

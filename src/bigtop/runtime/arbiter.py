@@ -263,6 +263,9 @@ class Arbiter:
             await self.plugins.stop()
             if self._sweeper is not None:
                 self._sweeper.cancel()
+            if len(self.reaper):  # an error cut the start or the stop short
+                log.error("killing %d process(es) still running", len(self.reaper))
+                await self._kill_everything()
             if self.adopt_orphans:
                 await self._kill_orphans()
                 if not self._was_subreaper:
