@@ -83,7 +83,7 @@ stdout_stream.format = json
 """
 
 NASTY_VALUES = [
-    "", " ", "-1", "0", "1", "1.5", "1e309", "nan", "inf", "-inf", "99999999999999999999",
+    "", " ", "-1", "0", "1", "1.5", "1e309", "nan", "inf", "-inf", "99999999999999999999", "9" * 400,
     "10001", "true", "false", "maybe", "ALWAYS", "on-failure", "never", "TERM", "SIGRTMAX+9",
     "1KB", "1TB", "%(here)s", "%(nosuch)s", "$(circus.nosuch)", "$(circus.env.COMMON)",
     "((circus.wid))", "$HOME", "${", "\\", "\"", "''", "é", "ß字", "\u200b", "a;b", "a ; b",
