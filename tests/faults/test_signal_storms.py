@@ -173,3 +173,32 @@ def test_sigterm_after_a_storm_of_sighups_stops_at_once(bigtop: DaemonPool, tmp_
         events.close()
     assert not [pid for pid in children if alive(pid)]
     assert elapsed < 5, f"SIGTERM took {elapsed:.1f}s behind queued reloads"
+
+
+def test_sigterm_stops_a_suspended_process_at_once(bigtop: DaemonPool) -> None:
+    """A process stopped with SIGSTOP (or Ctrl-Z) keeps a SIGTERM pending until it is
+    continued: the stop signal is followed by SIGCONT, as systemd does, so it need not wait
+    for graceful_timeout and a SIGKILL."""
+    daemon = bigtop.start(
+        """
+        [watcher:a]
+        cmd = sleep 3600.25
+        numprocesses = 2
+        graceful_timeout = 20
+        """
+    )
+    daemon.wait_ready()
+    pids = daemon.wait_running("sleep 3600.25", 2)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: all(_state(pid) == "T" for pid in pids), what="both suspended")
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM, timeout=30) == 0
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, f"stopping suspended processes took {elapsed:.1f}s"
+    assert "killed by SIGKILL" not in daemon.output()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0]

@@ -409,6 +409,10 @@ class Watcher:
             return
         self._family.setdefault(pid, set()).update(proctree.descendants(pid))
         self._send(pid, signum)
+        if signum not in (signal.SIGKILL, signal.SIGCONT):
+            # as systemd does: a suspended process (SIGSTOP, Ctrl-Z) gets to act on it now,
+            # instead of holding the stop until graceful_timeout and a SIGKILL
+            self._send(pid, signal.SIGCONT)
         if self.config.stop_children:
             for child in proctree.direct_children(pid):
                 proctree.kill_pids([child], signum)
