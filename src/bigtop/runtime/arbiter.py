@@ -121,8 +121,12 @@ class Arbiter:
         topic = f"watcher.{watcher.lower().replace(' ', '_')}.{action}"
         message = {**payload, "time": time.time()}
         if action in ("spawn", "reap"):
-            if action == "reap" and self._statefile is not None:
-                self._statefile.forget(payload.get("process_pid"))
+            if action == "reap":
+                pid = payload.get("process_pid")
+                if self._statefile is not None:
+                    self._statefile.forget(pid)
+                if isinstance(pid, int):  # not kept for STALE seconds after its end
+                    self.controller.procinfo.forget(pid)
             self._state_changed()
         if self.server is not None:
             self.server.publish(topic, message)
