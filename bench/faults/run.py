@@ -31,6 +31,7 @@ FAULTS = {
     "daemon_killed": "tests/faults/test_daemon_killed.py",
     "slow_consumers": "tests/faults/test_slow_consumers.py",
     "disk_trouble": "tests/faults/test_disk_trouble.py",
+    "internal_errors": "tests/faults/test_internal_errors.py",
 }
 
 
