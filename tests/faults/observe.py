@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import zmq
 
-from tests.helpers import wait_until
+from tests.helpers import alive, wait_until
 
 T = TypeVar("T")
 
@@ -63,6 +63,21 @@ def children_by_state(parent: int) -> dict[int, str]:
             stat = _stat(int(entry))
             if stat is not None and stat[1] == parent:
                 found[int(entry)] = stat[0]
+    return found
+
+
+def tagged(tag: str) -> list[int]:
+    """Live processes anywhere on the machine whose command line contains `tag`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and alive(int(entry)):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    line = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if tag in line:
+                found.append(int(entry))
     return found
 
 

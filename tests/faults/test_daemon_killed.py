@@ -5,31 +5,15 @@ why bigtop stops leftovers rather than adopting them is in docs/restart-policy.m
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from tests.e2e.daemon import Daemon, DaemonPool, cmdline
+from tests.e2e.daemon import Daemon, DaemonPool
 from tests.faults import launch
-from tests.faults.observe import report
+from tests.faults.observe import report, tagged
 from tests.helpers import alive, wait_until
-
-TAGS = itertools.count(40)
-
-
-def tagged(tag: str) -> list[int]:
-    """Live processes anywhere on the machine whose command line has `tag`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and tag in cmdline(int(entry)) and alive(int(entry)):
-            found.append(int(entry))
-    return found
 
 
 class Sampler:
@@ -54,19 +38,6 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(10)
-
-
-@pytest.fixture
-def tag() -> Iterator[str]:
-    """A tag for this test's command lines; whatever still carries it at the end (a child of
-    a daemon killed by the test, that the fixture of the pool never saw) is killed by pid."""
-    tag = f"3600.{os.getpid()}{next(TAGS)}"
-    yield tag
-    leaked = tagged(tag)
-    for pid in leaked:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    assert not leaked, f"left running: {leaked}"
 
 
 def kill_and_restart(pool: DaemonPool, first: Daemon, ini: str) -> Daemon:

@@ -5,7 +5,6 @@ the error is injected (a watcher method replaced) into a daemon running in this 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,14 @@ from bigtop.runtime.arbiter import Arbiter
 from tests.helpers import alive, wait_until, write_ini
 
 
-async def test_a_stop_that_fails_still_leaves_nothing_running(daemon, monkeypatch) -> None:
+async def test_a_stop_that_fails_still_leaves_nothing_running(
+    daemon, monkeypatch, tag: str
+) -> None:
     """(`set stop_signal 10**30` once made the stop raise: every process was left running.)"""
     d = await daemon(
         f"""
         [watcher:a]
-        cmd = sleep 3600.{os.getpid()}24
+        cmd = sleep {tag}
         numprocesses = 3
         """
     )
@@ -35,19 +36,19 @@ async def test_a_stop_that_fails_still_leaves_nothing_running(daemon, monkeypatc
     wait_until(lambda: not [p for p in pids if alive(p)], 10, what="every process killed")
 
 
-async def test_a_start_that_fails_leaves_nothing_running(tmp_path: Path) -> None:
+async def test_a_start_that_fails_leaves_nothing_running(tmp_path: Path, tag: str) -> None:
     """(A max_age past what a float holds once made the start raise after the first spawn:
     the daemon exited and the process ran on.)"""
     path = write_ini(
         tmp_path,
         f"""
         [watcher:first]
-        cmd = sleep 3600.{os.getpid()}25
+        cmd = sleep {tag}
         numprocesses = 2
         priority = 10
 
         [watcher:second]
-        cmd = sleep 3600.{os.getpid()}25
+        cmd = sleep {tag}
         """,
     )
     arbiter = Arbiter(load_config(str(path)), endpoints=default_endpoints(str(tmp_path / "s")))
