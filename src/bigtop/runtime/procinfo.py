@@ -190,6 +190,13 @@ class ProcessInfo:
         if fd is not None:
             os.close(fd)
 
+    def keep_only(self, pids: set[int]) -> None:
+        """Close the files kept open for processes not in `pids` (children of watched
+        processes are sampled through their parent and keep no file)."""
+        for pid in [pid for pid in self._stat_fds if pid not in pids]:
+            fd = self._stat_fds.pop(pid)
+            os.close(fd)
+
     def close(self) -> None:
         """Release the descriptors kept open (sampling can go on: they are reopened)."""
         for fd in self._stat_fds.values():

@@ -104,10 +104,12 @@ class StatsStream:
 
     async def _publish_all(self) -> None:
         sampled = 0
+        watched: set[int] = {os.getpid()}
         for watcher in list(self.arbiter.watchers.values()):
             topic = watcher.name.lower().replace(" ", "_")
             infos = []
             for pid in list(watcher.pids):
+                watched.add(pid)
                 info = self.info.info(pid)
                 if isinstance(info, dict):
                     infos.append(info)
@@ -116,6 +118,7 @@ class StatsStream:
                 if sampled % CHUNK == 0:
                     await asyncio.sleep(0)  # a long round never holds the loop for long
             self._send(f"stat.{topic}", aggregate(infos))
+        self.info.keep_only(watched)  # a process that ended between rounds: its file closed
         own = self.info.info(os.getpid(), with_children=False)
         if isinstance(own, dict):
             own["children"] = []
