@@ -122,7 +122,7 @@ def _apply_one(
                 raise OptionError(f"{key!r} must not be negative")
         changes[key] = value
     elif key in NUMBERS:
-        if not _is_number(value) or value < 0:
+        if not is_finite_number(value) or value < 0:
             raise OptionError(f"{key!r} isn't a number")
         if key != "retry_in":
             changes[key] = float(value)
@@ -152,7 +152,7 @@ def _apply_one(
     elif key == "env":
         changes[key] = _env(value)
     elif key in BACKOFF:
-        if not _is_number(value) or value < 0:
+        if not is_finite_number(value) or value < 0:
             raise OptionError(f"{key!r} isn't a number")
         backoff = changes.get("backoff", config.backoff)
         changes["backoff"] = msgspec.structs.replace(
@@ -206,7 +206,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
 
 
-def _is_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
     """A finite number (JSON as Python reads it has NaN and Infinity)."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False

@@ -261,8 +261,7 @@ class WatcherCore:
     def _fill(self, now: float) -> list[Action]:
         """Add or remove slots to match numprocesses; removing stops the oldest first."""
         actions: list[Action] = []
-        while len(self.slots) < self.numprocesses:
-            wid = self._free_wid()
+        for wid in self._free_wids(self.numprocesses - len(self.slots)):
             self.slots[wid] = Slot(wid, ready_at=now)
         surplus = len(self.slots) - self.numprocesses
         if surplus <= 0:
@@ -281,12 +280,17 @@ class WatcherCore:
             actions += self._stop_process(proc, now, "scaled down", replace=False)
         return actions
 
-    def _free_wid(self) -> int:
+    def _free_wids(self, count: int) -> list[int]:
+        """The `count` smallest wids no slot, process or spawn holds (one pass: adding
+        thousands of slots one by one was quadratic)."""
         taken = set(self.slots) | {p.wid for p in self.procs.values()} | self.in_flight
+        free: list[int] = []
         wid = 1
-        while wid in taken:
+        while len(free) < count:
+            if wid not in taken:
+                free.append(wid)
             wid += 1
-        return wid
+        return free
 
     # ---- spawning ---------------------------------------------------------------------
     def _spawn_due(self, now: float) -> list[Action]:
@@ -524,8 +528,7 @@ class WatcherCore:
             self.retiring = self.retiring[count:]
         missing = self.numprocesses - len(self.slots)
         if missing > 0:
-            for _ in range(min(self.config.reload_batch, missing)):
-                wid = self._free_wid()
+            for wid in self._free_wids(min(self.config.reload_batch, missing)):
                 self.slots[wid] = Slot(wid, ready_at=now)
                 self.reload_batch.add(wid)
             return actions + self._spawn_due(now)

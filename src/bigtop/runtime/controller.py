@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-import math
 import os
 import re
 import signal
@@ -21,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from bigtop.config.coerce import CoercionError, to_signal
 from bigtop.config.model import MAX_NUMPROCESSES
-from bigtop.config.options import NEEDS_RELOAD, OptionError, apply_options, new_watcher
+from bigtop.config.options import (
+    NEEDS_RELOAD,
+    OptionError,
+    apply_options,
+    is_finite_number,
+    new_watcher,
+)
 from bigtop.protocol.codec import Request
 from bigtop.protocol.errors import CommandError, Errno
 from bigtop.runtime import proctree
@@ -434,7 +439,7 @@ class Controller:
     async def cmd_kill(self, props: dict[str, Any]) -> dict[str, Any] | None:
         watcher = self._watcher(props)
         timeout = props.get("graceful_timeout")
-        if timeout is not None and not (_finite(timeout) and timeout >= 0):
+        if timeout is not None and not (is_finite_number(timeout) and timeout >= 0):
             raise CommandError("'graceful_timeout' isn't a number")
         signum = props.get("signum")
         number = _signum(signum) if signum is not None else None
@@ -630,16 +635,6 @@ def _required(props: dict[str, Any], key: str, kind: Any) -> Any:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise CommandError(f"{key!r} has the wrong type")
     return value
-
-
-def _finite(value: Any) -> bool:
-    """A number that is neither NaN nor infinite (JSON as Python reads it has both)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer past what a float holds
-        return False
 
 
 def _as_int(value: Any, key: str) -> int:
