@@ -9,6 +9,7 @@ could be read, so every malformed request can get an error reply.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,8 +50,10 @@ def decode_request(payload: bytes) -> Request:
     if not isinstance(data, dict):
         raise DecodeError("json invalid: expected an object", Errno.INVALID_JSON)
     request_id = data.get("id")
-    if not isinstance(request_id, str | int | float | type(None)):
-        request_id = None
+    if not isinstance(request_id, str | int | float | type(None)) or (
+        isinstance(request_id, float) and not math.isfinite(request_id)
+    ):
+        request_id = None  # (NaN and Infinity would make the reply invalid JSON)
     command = data.get("command")
     if not isinstance(command, str) or not command:
         raise DecodeError("message invalid: 'command' is missing", Errno.MESSAGE_ERROR, request_id)
