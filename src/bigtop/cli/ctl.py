@@ -100,9 +100,9 @@ def render_status(reply: dict[str, Any], args: argparse.Namespace) -> str:
         restarts = {args.name: reply.get("restarts", 0)}
     else:
         histories, restarts = reply["history"], reply.get("restarts", {})
-    lines = [text]
+    lines = [text, ""]
     for name in sorted(histories):
-        lines.append(f"\n{name}: {restarts.get(name, 0)} restart(s)")
+        lines.append(f"{name}: {restarts.get(name, 0)} restart(s)")
         lines.extend(_history_line(entry) for entry in histories[name])
     return "\n".join(lines)
 

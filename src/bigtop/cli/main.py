@@ -48,9 +48,11 @@ class _OnlyOne:
     def __init__(self, commands: Any, wanted: str) -> None:
         self.commands = commands
         self.wanted = wanted
+        self.found = False
 
     def add_parser(self, name: str, **kwargs: Any) -> Any:
         if name == self.wanted:
+            self.found = True
             return self.commands.add_parser(name, **kwargs)
         return _Skipped()
 
@@ -71,7 +73,8 @@ def command_named(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line, or (`only`) the global options and that one command."""
+    """The whole command line, or (`only`) the global options and that one command; the
+    whole one when `only` is not a command, so that argparse lists the choices."""
     parser = argparse.ArgumentParser(
         prog="bigtop",
         description=DESCRIPTION,
@@ -81,7 +84,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     ctl.add_global_options(parser)
     commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND")
     if only is not None:
-        commands = _OnlyOne(commands, only)
+        commands = selected = _OnlyOne(commands, only)
     run.add_parser(commands)
     check.add_parser(commands)
     ctl.add_parsers(commands)
@@ -90,17 +93,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     keygen.add_parser(commands)
     top.add_parser(commands)
     web.add_parser(commands)
+    if only is not None and not selected.found:
+        return build_parser()
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    wanted = command_named(words)
-    parser = build_parser(only=wanted)
-    if wanted is not None and parser._subparsers is not None:
-        action = parser._subparsers._group_actions[0]
-        if wanted not in getattr(action, "choices", {}):
-            parser = build_parser()  # not a command: the full parser says what the choices are
+    parser = build_parser(only=command_named(words))
     args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()

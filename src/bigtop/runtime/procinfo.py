@@ -265,7 +265,7 @@ class ProcessInfo:
         dropped as gone)."""
         known.children_age += 1
         if known.children is None or known.children_age >= CHILDREN_EVERY:
-            known.children = _children(pid, stat.threads)
+            known.children = _read_children(pid, stat.threads)
             known.children_age = 0
         return known.children
 
@@ -298,7 +298,7 @@ class ProcessInfo:
         return os.path.basename(argv0.decode("utf-8", "replace")) if argv0 else NA
 
 
-def _children(pid: int, threads: int) -> list[int]:
+def _read_children(pid: int, threads: int) -> list[int]:
     """Direct children; a single-threaded process has them all in one file."""
     if threads == 1:
         try:
