@@ -25,6 +25,7 @@ from bigtop.core.rotation import parse_rotate_when, size_backup_order
 from bigtop.runtime.output import (
     MAX_LINE,
     FileSink,
+    LogFile,
     PipeReader,
     RawFile,
     Sink,
@@ -768,6 +769,47 @@ async def test_a_real_full_filesystem_loses_no_line_after_space_returns(
         "its output is dropped until writing works again"
     )
     assert messages[1].endswith("lines) while the disk was full")
+
+
+class CountingFile:
+    """A real appending file that counts the writes that reach it."""
+
+    writes = 0
+
+    def __init__(self, path: str) -> None:
+        self.file: RawFile = open(path, "ab", buffering=0)
+
+    def write(self, data: memoryview, /) -> int | None:
+        CountingFile.writes += 1
+        return self.file.write(data)
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def test_a_full_disk_is_not_written_to_until_it_reports_room(small_tmpfs: Path) -> None:
+    """Every write into a full disk can leave part of a line in the file for a moment (the
+    slack of the file's last block takes it) until it is taken back; a reader tailing the
+    file would see it. So while the filesystem reports no room, nothing is tried."""
+    path = small_tmpfs / "app.log"
+    target = LogFile(str(path), CountingFile)
+    assert target.write(b"before\n")
+    fill(small_tmpfs / "filler")
+    line = b"a line that does not fit in the slack of the last block, surely not\n" * 64
+    assert not target.write(line) and target.outage.failing
+    tried = CountingFile.writes
+    for _ in range(100):
+        assert not target.write(line)
+    assert CountingFile.writes == tried, "a full disk was written to again"
+    assert path.read_bytes() == b"before\n"
+    assert target.outage.lost_lines == 101 * 64
+    (small_tmpfs / "filler").unlink()
+    assert target.write(b"after\n") and not target.outage.failing
+    assert path.read_bytes() == b"before\nafter\n"
+    target.close()
 
 
 def test_stdout_write_errors_are_counted_not_raised(caplog: pytest.LogCaptureFixture) -> None:

@@ -13,7 +13,8 @@ The pieces, from the child outwards:
 - `LogFile` is the thin I/O: one file opened for appending, written block by block with
   unbuffered writes; it reopens the path when logrotate moved or deleted it, and survives
   write errors (ENOSPC...) by dropping and counting what could not be written, retrying
-  on the next write, and saying so in the daemon's log when it starts and when it ends.
+  on the next write (on a full disk, once the filesystem reports room), and saying so in
+  the daemon's log when it starts and when it ends.
 - The sinks (`FileSink`, `TimedFileSink`, `StdoutSink`, `FancySink`, `CallableSink`) put
   those together; when a file rotates is decided by the pure `bigtop.core.rotation`.
 """
@@ -59,6 +60,10 @@ READ_SIZE = 256 * 1024
 MAX_LINE = 1024 * 1024  # a longer line without a newline is cut here (memory stays bounded)
 READS_PER_WAKEUP = 4
 DRAIN_READS = 64  # at most 16 MiB read after a process exits (its children may keep writing)
+# While a disk is full, a write is only tried when the filesystem reports room for it (a write
+# that runs out part-way leaves half a line in the file until it is taken back), and at
+# least this often, should a filesystem report its free space wrongly.
+FULL_DISK_BLIND_RETRY = 5.0
 COLOURS = {"red": 1, "green": 2, "yellow": 3, "blue": 4, "magenta": 5, "cyan": 6, "white": 7}
 FANCY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 BUILTIN_CLASSES = (
@@ -266,6 +271,7 @@ class LogFile:
         self.size = 0
         self.identity: tuple[int, int] | None = None
         self.outage = Outage(path)
+        self.last_attempt = 0.0  # time.monotonic() of the last write tried during an outage
         try:
             self.open()
         except OSError as exc:
@@ -315,6 +321,10 @@ class LogFile:
     def write(self, data: bytes) -> bool:
         if not data:
             return True
+        if self.outage.failing and not self._worth_trying(len(data)):
+            assert self.outage.error is not None
+            self.outage.failed(self.outage.error, data)
+            return False
         try:
             if self.handle is None:
                 self.open()
@@ -323,10 +333,32 @@ class LogFile:
         except OSError as exc:
             self.close()
             self.outage.failed(exc, data)
+            self.last_attempt = time.monotonic()
             return False
         self.size += len(data)
         self.outage.succeeded()
         return True
+
+    def _worth_trying(self, size: int) -> bool:
+        """During an outage: False while the disk is known to be full and still reports
+        no room for `size` bytes, so that no half-written line ever shows in the file."""
+        if getattr(self.outage.error, "errno", None) != errno.ENOSPC:
+            return True
+        now = time.monotonic()
+        if now - self.last_attempt >= FULL_DISK_BLIND_RETRY or self._room_for(size):
+            self.last_attempt = now
+            return True
+        return False
+
+    def _room_for(self, size: int) -> bool:
+        try:
+            fs = os.statvfs(os.path.dirname(self.path) or ".")
+        except OSError:
+            return True  # let the write tell
+        if fs.f_blocks == 0:
+            return True  # a filesystem that reports no sizes at all
+        free = fs.f_bfree if os.geteuid() == 0 else fs.f_bavail
+        return free * fs.f_frsize >= size + fs.f_frsize  # a block spare for the partial one
 
     @staticmethod
     def _write_all(handle: RawFile, data: bytes) -> None:
