@@ -155,6 +155,7 @@ def test_a_recycled_pid_starts_a_fresh_cpu_measure() -> None:
     assert isinstance(own, dict)
     known = info._known[os.getpid()]
     known.start_ticks -= 1  # as if the pid had been another process's
+    known.raw = b"another process's stat line"
     known.last = (0, time.monotonic() - 1)  # which would give an absurd figure
     again = info.info(os.getpid())
     assert isinstance(again, dict) and again["cpu"] == 0.0
@@ -162,8 +163,8 @@ def test_a_recycled_pid_starts_a_fresh_cpu_measure() -> None:
 
 def test_parse_stat_survives_odd_command_names() -> None:
     line = "42 (a) b (c) S 1 42 42 0 -1 4194560 10 0 0 0 7 3 0 0 20 -2 3 0 1234 5000 12 rest"
-    fields = parse_stat(line + " 0" * 30)
-    assert (fields.state, fields.ppid, fields.cpu_ticks) == ("S", 1, 10)
+    fields = parse_stat((line + " 0" * 30).encode())
+    assert (fields.state, fields.ppid, fields.cpu_ticks) == (b"S", 1, 10)
     assert (fields.nice, fields.threads, fields.start_ticks) == (-2, 3, 1234)
     assert (fields.vsize, fields.rss_pages) == (5000, 12)
 
@@ -194,17 +195,17 @@ def test_kept_open_stat_files_see_a_process_go_and_are_closed(spawn) -> None:
     child = spawn("print('ready', flush=True); import time; time.sleep(3600)")
     info = ProcessInfo(keep_open=True)
     assert isinstance(info.info(child.pid), dict) and isinstance(info.info(child.pid), dict)
-    fd = info._stat_fds[child.pid]
+    fd = info._stat_files.fds[child.pid]
     assert os.readlink(f"/proc/self/fd/{fd}") == f"/proc/{child.pid}/stat"
     child.kill()
     child.wait()
     assert info.info(child.pid) == GONE  # the open file says so, even if the pid were reused
-    assert child.pid not in info._stat_fds
+    assert child.pid not in info._stat_files.fds
     assert (
         not os.path.exists(f"/proc/self/fd/{fd}")
         or os.readlink(f"/proc/self/fd/{fd}") != f"/proc/{child.pid}/stat"
     )
     own = info.info(os.getpid())
-    assert isinstance(own, dict) and info._stat_fds
+    assert isinstance(own, dict) and info._stat_files.fds
     info.close()
-    assert info._stat_fds == {}
+    assert info._stat_files.fds == {}

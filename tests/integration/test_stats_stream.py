@@ -6,10 +6,12 @@ import json
 import time
 from typing import Any
 
+import pytest
 import zmq
 import zmq.asyncio
 
-from bigtop.runtime.statsstream import aggregate
+from bigtop.runtime.procinfo import Derived, Sample, StatFields, figures
+from bigtop.runtime.statsstream import Payloads, aggregate
 from tests.helpers import PYTHON, async_wait_until
 
 SLEEP = f"{PYTHON} -c 'import time; time.sleep(3600)'"
@@ -68,6 +70,84 @@ def test_aggregate_is_circus_summary() -> None:
     assert aggregate(infos) == {"pid": [1, 2], "cpu": 20.0, "mem": 4.0, "age": 9.0}
     assert aggregate([]) == {"pid": [], "cpu": 0.0, "mem": 0.0, "age": 0.0}
     assert aggregate([{"pid": 1, "cpu": "N/A", "mem": 1.0, "age": 1.0}])["cpu"] == "N/A"
+
+
+def make_sample(pid: int, cpu: float, age: float, rss_pages: int = 100) -> Sample:
+    stat = StatFields(b"S", 1, 5, 3, 2, 0, 1, 1000, 8 << 20, rss_pages)
+    derived = Derived(stat, f"{rss_pages * 4}.00K", "8.00M", 0.5, "0:00.05", 1.7e9)
+    return Sample(pid, derived, cpu, age, "root", "sleep", [])
+
+
+def expected(sample: Sample, children: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**figures(sample), "children": children, "subtopic": sample.pid, "name": None}
+
+
+def test_payloads_reencode_only_the_age_of_an_unchanged_process() -> None:
+    payloads = Payloads()
+    first = make_sample(7, 0.0, 10.25)
+    assert json.loads(payloads.payload(first, [])) == expected(first, [])
+    later = Sample(7, first.derived, 0.0, 11.5, "root", "sleep", [])  # same reading, older
+    assert json.loads(payloads.payload(later, [])) == expected(later, [])
+    busy = Sample(7, first.derived, 12.5, 12.5, "root", "sleep", [])  # same reading, new cpu
+    assert json.loads(payloads.payload(busy, []))["cpu"] == 12.5
+    grown = make_sample(7, 12.5, 13.5, rss_pages=200)  # a new reading
+    assert json.loads(payloads.payload(grown, []))["mem_info1"] == "800.00K"
+    child = figures(make_sample(8, 1.0, 2.0))
+    with_child = make_sample(7, 1.0, 14.0)
+    assert json.loads(payloads.payload(with_child, [child])) == expected(with_child, [child])
+    payloads.keep_only({9})
+    assert payloads._heads == {}
+
+
+async def test_each_second_brings_fresh_figures(daemon) -> None:
+    """An idle process's age advances and a busy one's CPU shows, second after second; a
+    process's children are listed; the same through psutil where there is no /proc."""
+    d = await daemon(
+        f"""
+        [circus]
+        statsd = true
+
+        [watcher:idle]
+        cmd = {SLEEP} idle
+
+        [watcher:busy]
+        cmd = {PYTHON} -c 'while True: pass'
+
+        [watcher:parent]
+        cmd = {PYTHON} -c 'import subprocess, time; subprocess.Popen(["sleep", "3600"]); time.sleep(3600)'
+        """
+    )
+    (idle,) = await d.wait_pids("idle", 1)
+    (busy,) = await d.wait_pids("busy", 1)
+    (parent,) = await d.wait_pids("parent", 1)
+    sub = zmq.asyncio.Context.instance().socket(zmq.SUB)
+    sub.connect(d.arbiter.endpoints.stats)
+    sub.setsockopt(zmq.SUBSCRIBE, b"stat.")
+
+    async def messages(topic: str, count: int) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while len(got) < count and time.monotonic() < deadline:
+            if await sub.poll(500):
+                name, body = await sub.recv_multipart()
+                if name.decode() == topic:
+                    got.append(json.loads(body))
+        assert len(got) == count, f"{topic}: {got}"
+        return got
+
+    try:
+        idle_seen = await messages(f"stat.idle.{idle}", 3)
+        ages = [message.pop("age") for message in idle_seen]
+        assert ages == sorted(ages) and ages[2] - ages[1] == pytest.approx(1.0, abs=0.3)
+        assert idle_seen[1] == idle_seen[2] and idle_seen[2]["cpu"] == 0.0
+        assert (await messages(f"stat.busy.{busy}", 3))[2]["cpu"] > 20
+        parent_seen = await messages(f"stat.parent.{parent}", 2)
+        assert [child["cmdline"] for child in parent_seen[1]["children"]] == ["sleep"]
+        d.arbiter._stats.info._machine = None  # as where there is no /proc: psutil
+        fallback = (await messages(f"stat.idle.{idle}", 2))[1]
+        assert set(fallback) == INFO_FIELDS and fallback["age"] > ages[2]
+    finally:
+        sub.close(linger=0)
 
 
 async def test_no_stream_unless_asked(daemon) -> None:
