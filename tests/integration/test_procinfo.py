@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
+from bigtop.runtime import proctree
 from bigtop.runtime.procinfo import GONE, ProcessInfo, cpu_percent, parse_stat
 from tests.helpers import PYTHON
 
@@ -136,6 +137,39 @@ def test_direct_children_are_listed_without_further_nesting(spawn) -> None:
     finally:
         for proc in psutil.Process(parent.pid).children(recursive=True):
             proc.kill()
+
+
+MANY_CHILDREN = 1000  # the kernel's children file gives ~819 five-digit pids per read
+
+
+def test_a_thousand_children_are_all_found(spawn) -> None:
+    """A list of children longer than a page comes in several reads: all of them count,
+    for stats (kept-open files and not) and for the stop's sweep of descendants."""
+    parent = spawn(
+        "import signal, subprocess, sys, time\n"
+        f"kids = [subprocess.Popen(['sleep', '3600']) for _ in range({MANY_CHILDREN})]\n"
+        "def end(*_):\n"
+        "    for kid in kids: kid.kill()\n"
+        "    for kid in kids: kid.wait()\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, end)\n"
+        "print('ready', flush=True); time.sleep(3600)"
+    )
+    try:
+        expected = sorted(child.pid for child in psutil.Process(parent.pid).children())
+        assert len(expected) == MANY_CHILDREN
+        assert sorted(proctree.descendants(parent.pid)) == expected
+        for keep_open in (False, True):
+            info = ProcessInfo(keep_open=keep_open)
+            for _ in range(2):  # (the second time, from the kept-open file)
+                sample = info.sample(parent.pid)
+                assert not isinstance(sample, str)
+                assert sorted(sample.children) == expected
+                info._known[parent.pid].children = None  # read them again next time
+            info.close()
+    finally:
+        parent.terminate()  # it kills and reaps its children
+        parent.wait(30)
 
 
 def test_a_vanished_process_is_reported_as_circus_does(spawn) -> None:

@@ -20,6 +20,7 @@ import zmq.asyncio
 
 from bigtop.control.curve import ServerKeys, secure_server_socket, start_authenticator
 from bigtop.control.endpoints import Endpoints, prepare_ipc, remove_ipc, restrict_ipc
+from bigtop.control.frames import FrameSender, frame_sender, publish
 from bigtop.protocol.codec import (
     MAX_REQUEST_BYTES,
     DecodeError,
@@ -63,6 +64,7 @@ class ControlServer:
         self._requests: set[asyncio.Task[None]] = set()
         self._replies: zmq.Socket[bytes] | None = None
         self._events: zmq.Socket[bytes] | None = None
+        self._send_event: FrameSender | None = None
 
     def bind(self) -> None:
         """Bind both endpoints (raises EndpointError / zmq.ZMQError with the endpoint named)."""
@@ -79,6 +81,7 @@ class ControlServer:
         # Plain views of the same sockets for sends: non-blocking, no future per message.
         self._replies = zmq.Socket.shadow(self.router.underlying)
         self._events = zmq.Socket.shadow(self.pub.underlying)
+        self._send_event = frame_sender(self._events)
         # An ephemeral TCP port ("tcp://127.0.0.1:*") is known only now: report the real one.
         self.endpoints = Endpoints(
             control=_bound(self.router, self.endpoints.control),
@@ -127,12 +130,9 @@ class ControlServer:
             remove_ipc(endpoint)
 
     def publish(self, topic: str, message: dict[str, Any]) -> None:
-        if self._events is None:
+        if self._events is None or self._send_event is None:
             return
-        try:
-            self._events.send_multipart([topic.encode(), _encode_event(message)], zmq.NOBLOCK)
-        except zmq.Again:
-            pass
+        publish(self._send_event, topic.encode(), _encode_event(message))
 
     async def _serve(self) -> None:
         assert self.router is not None

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bigtop.runtime.proctree import direct_children, read_all
+
 GONE = "No such process (stopped?)"
 NA = "N/A"
 _SYMBOLS = ("K", "M", "G", "T", "P", "E", "Z", "Y")
@@ -219,9 +221,10 @@ class _KeptOpen:
     reads it every second, and the open and close cost more than the read. At most `budget`
     stay open; past that, files are opened for each read."""
 
-    def __init__(self, template: str, budget: int) -> None:
+    def __init__(self, template: str, budget: int, *, paged: bool = False) -> None:
         self.template = template  # e.g. "/proc/{pid}/stat"
         self.budget = budget
+        self.paged = paged  # may take more than one read (a list, not one line)
         self.fds: dict[int, int] = {}
 
     def read(self, pid: int) -> bytes:
@@ -229,11 +232,16 @@ class _KeptOpen:
         if fd is None:
             path = self.template.format(pid=pid)
             if len(self.fds) >= self.budget:
-                return _read(path)
+                return read_all(path)
             fd = os.open(path, _READ_FLAGS)
             self.fds[pid] = fd
         data = os.pread(fd, 4096, 0)  # ESRCH once that process is gone, even if pid is reused
-        return data if len(data) < 4096 else os.pread(fd, 1 << 20, 0)
+        if not self.paged:
+            return data
+        chunks = [data]  # a long list of children comes a page at a time: read to the end
+        while chunks[-1]:
+            chunks.append(os.pread(fd, 65536, sum(map(len, chunks))))
+        return b"".join(chunks)
 
     def drop(self, pid: int) -> None:
         fd = self.fds.pop(pid, None)
@@ -258,7 +266,7 @@ class ProcessInfo:
         # /proc/PID/stat (and children file) open saves an open and a close per sample
         budget = _open_files_budget() // 2 if keep_open else 0
         self._stat_files = _KeptOpen("/proc/{pid}/stat", budget)
-        self._children_files = _KeptOpen("/proc/{pid}/task/{pid}/children", budget)
+        self._children_files = _KeptOpen("/proc/{pid}/task/{pid}/children", budget, paged=True)
         self._known: dict[int, _Known] = {}
         self._machine = Machine.read() if _HAVE_PROC else None
         self._users: dict[int, str] = {}
@@ -381,8 +389,6 @@ class ProcessInfo:
             except OSError:
                 return []
         self._children_files.drop(pid)  # (threads came: the main thread's file is not enough)
-        from bigtop.runtime.proctree import direct_children
-
         return direct_children(pid)
 
     def _learn(self, pid: int, start_ticks: int) -> _Known:

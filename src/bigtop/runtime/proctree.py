@@ -35,14 +35,20 @@ def direct_children(pid: int) -> list[int]:
 def _children_from_proc(pid: int) -> list[int] | None:
     """/proc/PID/task/*/children (CONFIG_PROC_CHILDREN); None where the kernel lacks it."""
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        # procfs counts a process's threads in the links of its task directory (two more):
+        # a single-threaded process (most) has all its children in one file, and this stat
+        # costs a fraction of listing the directory (which, per process, was a fifth of
+        # stopping 200 of them)
+        threads = os.stat(f"/proc/{pid}/task").st_nlink - 2
+        tasks = [str(pid)] if threads == 1 else os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []  # the process is gone
     found: list[int] = []
     for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as handle:
-                found.extend(int(child) for child in handle.read().split())
+            found.extend(
+                int(child) for child in read_all(f"/proc/{pid}/task/{task}/children").split()
+            )
         except FileNotFoundError:
             if not os.path.exists(f"/proc/{pid}/task/{task}"):
                 continue  # the thread ended meanwhile
@@ -50,6 +56,18 @@ def _children_from_proc(pid: int) -> list[int] | None:
         except OSError:
             continue
     return found
+
+
+def read_all(path: str) -> bytes:
+    """A whole /proc file, read to its end (a long list of children comes a page at a time)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def own_children() -> list[int]:

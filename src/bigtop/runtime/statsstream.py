@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import zmq
 import zmq.asyncio
 
 from bigtop.control.endpoints import prepare_ipc, remove_ipc, restrict_ipc
+from bigtop.control.frames import frame_sender, publish
 from bigtop.runtime.procinfo import NA, Derived, ProcessInfo, Sample, figures
 
 if TYPE_CHECKING:
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bigtop.stats")
 PERIOD = 1.0
 _encode = msgspec.json.Encoder().encode
-_NOBLOCK = int(zmq.NOBLOCK)
-_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 CHUNK = 200  # processes sampled between two yields to the event loop (at least)
 Figures = tuple[list[int], list[Any], list[Any], list[Any]]  # pids, cpu, mem, age
 
@@ -106,9 +104,7 @@ class StatsStream:
         # Sends go through a plain (synchronous) view of the same socket: a non-blocking send
         # needs no future, and at 1,000 processes the asyncio wrapper was half the cost.
         self._publisher: zmq.Socket[bytes] = zmq.Socket.shadow(self.sock.underlying)
-        # (and straight to pyzmq's compiled send: the Python layer above it only adds
-        # options this stream never uses)
-        self._send_frame = functools.partial(zmq.backend.Socket.send, self._publisher)
+        self._send_frame = frame_sender(self._publisher)
         self.subscribers = 0
         self._pending: list[tuple[bytes, bytes]] = []
         self.payloads = Payloads()
@@ -237,11 +233,10 @@ class StatsStream:
         only when that thread has gone idle: messages sent one by one between /proc reads
         woke it (and wrote to the socket) once per message, which cost more than all the
         sampling; in a burst, one wake-up carries many messages."""
-        publish = self._send_frame
-        with contextlib.suppress(zmq.Again):
-            for topic, payload in self._pending:
-                publish(topic, _MORE)
-                publish(payload, _NOBLOCK)
+        send = self._send_frame
+        for topic, payload in self._pending:
+            if not publish(send, topic, payload):
+                break  # the subscriber's queue is full: the rest of this round is dropped
         self._pending.clear()
 
     async def close(self) -> None:
