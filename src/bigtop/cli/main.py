@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from bigtop import __version__
-from bigtop.cli import check, ctl, events, keygen, logs, run, top, web
+from bigtop.cli import ctl
 
 DESCRIPTION = """\
 bigtop runs and watches processes: N copies of each command, restarted when they die,
@@ -27,6 +28,10 @@ then -c CONFIG's [circus] endpoint, then the default ipc socket in your runtime 
 Exit status of control commands: 0 ok, 3 the daemon refused, 1 no answer.
 """
 
+
+# Commands with a module of their own (the others are control commands, in ctl), imported
+# only when named: the daemon then carries none of the client commands' code.
+COMMAND_MODULES = ("run", "check", "events", "logs", "keygen", "top", "web")
 
 # Global options that take a value: the token after them is not the command.
 VALUED_OPTIONS = frozenset(
@@ -85,14 +90,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND")
     if only is not None:
         commands = selected = _OnlyOne(commands, only)
-    run.add_parser(commands)
-    check.add_parser(commands)
-    ctl.add_parsers(commands)
-    events.add_parser(commands)
-    logs.add_parser(commands)
-    keygen.add_parser(commands)
-    top.add_parser(commands)
-    web.add_parser(commands)
+    for name in COMMAND_MODULES:
+        if only is None or only == name:
+            importlib.import_module(f"bigtop.cli.{name}").add_parser(commands)
+        if name == "check":
+            ctl.add_parsers(commands)  # (in the help, control commands come after these two)
     if only is not None and not selected.found:
         return build_parser()
     return parser

@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from bigtop.config import procfile, supervisor
+from bigtop.config import procfile
 from bigtop.config.ini import RawConfig, read_config
 
 CIRCUS = "circus"
@@ -46,6 +46,8 @@ def read_any(path: str, environ: Mapping[str, str]) -> RawConfig:
     """The raw circus.ini structure of any supported file, with the problems found so far."""
     kind = config_format(path)
     if kind == SUPERVISOR:
+        from bigtop.config import supervisor  # (only for a supervisord.conf)
+
         return supervisor.translate(path, environ)
     if kind == PROCFILE:
         return procfile.translate(path, environ)

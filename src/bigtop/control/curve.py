@@ -14,8 +14,8 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-import zmq.auth
 
+# zmq.auth is imported where keys are made or read: daemons without CURVE never need it.
 from bigtop.errors import BigtopError
 
 
@@ -39,6 +39,8 @@ class ClientKeys:
 
 def generate(directory: str, name: str) -> tuple[str, str]:
     os.makedirs(directory, exist_ok=True)
+    import zmq.auth
+
     public, secret = zmq.auth.create_certificates(directory, name)
     os.chmod(secret, 0o600)
     return public, secret
@@ -48,6 +50,8 @@ def _load(path: str, need_secret: bool) -> tuple[bytes, bytes | None]:
     if not os.path.isfile(path):
         raise CurveKeyError(f"key file {path} does not exist (create keys with `bigtop keygen`)")
     try:
+        import zmq.auth
+
         public, secret = zmq.auth.load_certificate(path)
     except (ValueError, OSError) as exc:
         raise CurveKeyError(f"{path} is not a ZeroMQ certificate: {exc}") from None

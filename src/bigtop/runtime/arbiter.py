@@ -17,16 +17,13 @@ import socket
 import time
 from collections.abc import Callable
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from bigtop.config.diff import plan
 from bigtop.config.load import load_config
 from bigtop.config.model import Config, WatcherConfig
 from bigtop.config.sockets import parse_socket
-from bigtop.control import discovery
-from bigtop.control.curve import server_keys
 from bigtop.control.endpoints import Endpoints, ipc_path, resolve, runtime_dir
 from bigtop.control.server import ControlServer
 from bigtop.core.messages import Stop
@@ -43,8 +40,10 @@ from bigtop.runtime.sockets import BoundSocket, SocketBindError, bind_fresh, per
 from bigtop.runtime.sockets import bind as bind_socket
 from bigtop.runtime.sockets import close as close_socket
 from bigtop.runtime.statefile import StateFile
-from bigtop.runtime.statsstream import StatsStream
 from bigtop.runtime.watcher import Services, Watcher, resolve_hooks
+
+if TYPE_CHECKING:  # (imported where started: only some daemons stream stats)
+    from bigtop.runtime.statsstream import StatsStream
 
 log = logging.getLogger("bigtop.arbiter")
 
@@ -82,6 +81,8 @@ class Arbiter:
         if serve:
             curve = None
             if circus.curve_secret_key:
+                from bigtop.control.curve import server_keys
+
                 curve = server_keys(
                     circus.curve_secret_key,
                     circus.curve_authorized_keys or os.path.dirname(circus.curve_secret_key),
@@ -231,9 +232,13 @@ class Arbiter:
         if self.server is not None and (
             self.config.circus.statsd or self.config.circus.stats_endpoint
         ):
+            from bigtop.runtime.statsstream import StatsStream
+
             self._stats = StatsStream(self, self.server.context, self.endpoints.stats)
             log.info("stats stream on %s", self.endpoints.stats)
         if self.config.circus.multicast_endpoint and self.server is not None:
+            from bigtop.control import discovery
+
             try:
                 self._discovery = await discovery.start(
                     self.config.circus.multicast_endpoint, self.endpoints.control
@@ -560,6 +565,8 @@ class Arbiter:
             new = load_config(self.config.path)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
+        from bigtop.config.diff import plan
+
         return [step.as_dict() for step in plan(self.config, new)]
 
     async def reload_config(self) -> dict[str, Any]:
@@ -571,6 +578,8 @@ class Arbiter:
         problems = check_hooks(new)
         if problems:
             raise CommandError("; ".join(str(p) for p in problems))
+        from bigtop.config.diff import plan
+
         steps = plan(self.config, new)
         new_by_name = {w.name.lower(): w for w in new.watchers}
         for step in steps:

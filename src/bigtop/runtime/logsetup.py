@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import logging.config
-import logging.handlers
 import os
 import sys
-from urllib.parse import urlparse
+
+# logging.config, logging.handlers and urllib are imported where used: only some daemons
+# need them, and together they cost every daemon half a megabyte of memory.
 
 FORMAT = "%(asctime)s bigtop[%(process)d] [%(levelname)s] %(message)s"
 DATEFMT = "%Y-%m-%d %H:%M:%S"
@@ -34,32 +34,39 @@ def make_handler(output: str) -> logging.Handler:
         return logging.StreamHandler(sys.stderr)
     if output.startswith("syslog://"):
         return _syslog(output)
-    return logging.handlers.WatchedFileHandler(os.path.abspath(output))
+    from logging.handlers import WatchedFileHandler
+
+    return WatchedFileHandler(os.path.abspath(output))
 
 
 def _syslog(url: str) -> logging.Handler:
     """syslog://host[:port]?facility (UDP) or syslog:///dev/log?facility."""
+    from logging.handlers import SysLogHandler
+    from urllib.parse import urlparse
+
     parsed = urlparse(url)
     facility_name = parsed.query or "user"
-    facility = logging.handlers.SysLogHandler.facility_names.get(facility_name.lower())
+    facility = SysLogHandler.facility_names.get(facility_name.lower())
     if facility is None:
         raise ValueError(f"unknown syslog facility {facility_name!r} in {url}")
     if parsed.hostname:
         address: str | tuple[str, int] = (parsed.hostname, parsed.port or 514)
     else:
         address = parsed.path or "/dev/log"
-    handler = logging.handlers.SysLogHandler(address=address, facility=facility)
+    handler = SysLogHandler(address=address, facility=facility)
     handler.ident = "bigtop: "
     return handler
 
 
 def _from_file(path: str) -> None:
+    from logging import config
+
     if path.endswith(".json"):
         import json
 
         with open(path, encoding="utf-8") as handle:
-            logging.config.dictConfig(json.load(handle))
+            config.dictConfig(json.load(handle))
     elif path.endswith((".yaml", ".yml")):
         raise ValueError("YAML logger configs need PyYAML; use .ini or .json instead")
     else:
-        logging.config.fileConfig(path, disable_existing_loggers=False)
+        config.fileConfig(path, disable_existing_loggers=False)

@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -380,6 +379,8 @@ class LogFile:
 
 def _temp_log() -> str:
     """Circus writes to a temporary file when no filename is given."""
+    import tempfile
+
     handle, filename = tempfile.mkstemp(prefix="bigtop-", suffix=".log")
     os.close(handle)
     return filename

@@ -16,7 +16,6 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 from bigtop.config.substitute import substitute
 
@@ -47,6 +46,8 @@ async def probe(check: str, pid: int, wid: int, timeout: float, run: Runner) -> 
 
 
 async def _tcp(target: str) -> tuple[bool, str]:
+    from urllib.parse import urlsplit
+
     parts = urlsplit(target)
     _, writer = await asyncio.open_connection(parts.hostname, parts.port)
     writer.close()
@@ -56,6 +57,8 @@ async def _tcp(target: str) -> tuple[bool, str]:
 
 
 async def _http(target: str) -> tuple[bool, str]:
+    from urllib.parse import urlsplit
+
     parts = urlsplit(target)
     secure = parts.scheme == "https"
     port = parts.port or (443 if secure else 80)
