@@ -205,8 +205,15 @@ class Watcher:
         try:
             while self._events:
                 next_event = self._events.popleft()
-                for action in self.core.feed(next_event, self.services.loop.time()):
-                    self._carry_out(action)
+                actions = self.core.feed(next_event, self.services.loop.time())
+                # Log lines last: writing one is a system call, and a respawn's fork should
+                # not wait for it (the order of the other actions is kept).
+                for action in actions:
+                    if not isinstance(action, LogMessage):
+                        self._carry_out(action)
+                for action in actions:
+                    if isinstance(action, LogMessage):
+                        self._carry_out(action)
         finally:
             self._feeding = False
         self._reschedule()
