@@ -119,7 +119,9 @@ class ControlServer:
                 pass
         for task in list(self._requests):
             task.cancel()
-        self._replies = self._events = None  # views only: closing the sockets is enough
+        self._replies = self._events = self._send_event = (
+            None  # views: closing the sockets is enough
+        )
         for sock in (self.router, self.pub):
             if sock is not None:
                 sock.close(linger=0)
@@ -130,7 +132,7 @@ class ControlServer:
             remove_ipc(endpoint)
 
     def publish(self, topic: str, message: dict[str, Any]) -> None:
-        if self._events is None or self._send_event is None:
+        if self._send_event is None:
             return
         publish(self._send_event, topic.encode(), _encode_event(message))
 

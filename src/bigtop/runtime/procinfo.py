@@ -189,14 +189,6 @@ def _open_files_budget() -> int:
     return 1 << 20 if soft == resource.RLIM_INFINITY else soft // 4
 
 
-def _read(path: str) -> bytes:
-    fd = os.open(path, _READ_FLAGS)
-    try:
-        return os.read(fd, 65536)
-    finally:
-        os.close(fd)
-
-
 @dataclass(slots=True)
 class _Known:
     """What stays true for the life of one process (a recycled pid has a new start time)."""
@@ -414,7 +406,7 @@ class ProcessInfo:
     @staticmethod
     def _cmdline(pid: int) -> str:
         try:
-            argv0 = _read(f"/proc/{pid}/cmdline").split(b"\0", 1)[0]
+            argv0 = read_all(f"/proc/{pid}/cmdline").split(b"\0", 1)[0]
         except OSError:
             return NA
         return os.path.basename(argv0.decode("utf-8", "replace")) if argv0 else NA

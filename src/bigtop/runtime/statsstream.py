@@ -54,6 +54,13 @@ def summary(pids: list[int], cpu: list[Any], mem: list[Any], age: list[Any]) -> 
     }
 
 
+def _add(found: Figures, pid: int, cpu: Any, mem: Any, age: Any) -> None:
+    found[0].append(pid)
+    found[1].append(cpu)
+    found[2].append(mem)
+    found[3].append(age)
+
+
 class Payloads:
     """The JSON of `stat.<watcher>.<pid>` messages, cut short of the age: while a process
     without children stays as it was (its /proc/PID/stat reads the same, its CPU is the
@@ -143,12 +150,16 @@ class StatsStream:
 
     async def _publish_all(self) -> None:
         watched: set[int] = {os.getpid()}
+        sample_part = self._sample_processes if self.info.reads_proc else self._sample_infos
         for watcher in list(self.arbiter.watchers.values()):
             topic = watcher.name.lower().replace(" ", "_")
-            if self.info.reads_proc:
-                found = await self._publish_processes(topic, watcher.pids, watched)
-            else:
-                found = await self._publish_infos(topic, watcher.pids, watched)
+            pids = list(watcher.pids)
+            watched.update(pids)
+            found: Figures = ([], [], [], [])
+            for start in range(0, len(pids), CHUNK):
+                part = pids[start : start + CHUNK]
+                sample_part(topic, part, found)
+                await self._pause_now_and_then(len(part))
             self._send(f"stat.{topic}", summary(*found))
         self.payloads.keep_only(watched)
         self.info.keep_only(watched)  # a process that ended between rounds: its file closed
@@ -174,24 +185,18 @@ class StatsStream:
             self._send("stat.sockets", {"addresses": addresses, "reads": total})
         self._flush()
 
-    async def _pause_now_and_then(self) -> None:
-        """Every CHUNK processes, send what is queued and let the loop run: a long round
-        never holds the daemon for long."""
-        self._since_pause = 0
-        self._flush()
-        await asyncio.sleep(0)
+    async def _pause_now_and_then(self, sampled: int) -> None:
+        """After every CHUNK processes or so, send what is queued and let the loop run: a
+        long round never holds the daemon for long."""
+        self._since_pause += sampled
+        if self._since_pause >= CHUNK:
+            self._since_pause = 0
+            self._flush()
+            await asyncio.sleep(0)
 
-    async def _publish_processes(self, topic: str, pids: list[int], watched: set[int]) -> Figures:
-        """Queue each process's message; the watcher's pids, cpu, mem and age figures."""
-        found: list[int] = []
-        cpu: list[float] = []
-        mem: list[float | str] = []
-        age: list[float] = []
+    def _sample_processes(self, topic: str, pids: list[int], found: Figures) -> None:
+        """Queue each process's message; add its pid, cpu, mem and age to `found`."""
         for pid in pids:
-            self._since_pause += 1
-            if self._since_pause >= CHUNK:
-                await self._pause_now_and_then()
-            watched.add(pid)
             sample = self.info.sample(pid)
             if isinstance(sample, str):
                 continue
@@ -199,31 +204,16 @@ class StatsStream:
             self._pending.append(
                 (f"stat.{topic}.{pid}".encode(), self.payloads.payload(sample, children))
             )
-            found.append(pid)
-            cpu.append(sample.cpu)
-            mem.append(sample.derived.mem)
-            age.append(sample.age)
-        return found, cpu, mem, age
+            _add(found, pid, sample.cpu, sample.derived.mem, sample.age)
 
-    async def _publish_infos(self, topic: str, pids: list[int], watched: set[int]) -> Figures:
+    def _sample_infos(self, topic: str, pids: list[int], found: Figures) -> None:
         """The same through psutil, where there is no /proc."""
-        infos = []
         for pid in pids:
-            self._since_pause += 1
-            if self._since_pause >= CHUNK:
-                await self._pause_now_and_then()
-            watched.add(pid)
             info = self.info.info(pid)
             if isinstance(info, dict):
                 info["subtopic"], info["name"] = pid, None
                 self._send(f"stat.{topic}.{pid}", info)
-                infos.append(info)
-        return (
-            [info["pid"] for info in infos],
-            [info["cpu"] for info in infos],
-            [info["mem"] for info in infos],
-            [info["age"] for info in infos],
-        )
+                _add(found, pid, info["cpu"], info["mem"], info["age"])
 
     def _send(self, topic: str, payload: dict[str, Any]) -> None:
         self._pending.append((topic.encode(), _encode(payload)))
