@@ -411,3 +411,19 @@ async def test_reloadconfig_rolls_out_a_changed_command_and_keeps_live_changes_l
         assert d.watcher("worker").config.graceful_timeout == 7.0
         assert "web2" in (await client.call("get", name="web", keys=["cmd"]))["options"]["cmd"]
     assert d.topics("web.reload") and not d.topics("web.stop")  # no stop: no downtime
+
+
+async def test_calls_made_at_once_on_one_client_each_get_their_own_reply(daemon) -> None:
+    # The dashboard shares one client between its pages, its metrics and its event feed;
+    # a caller must never read (and drop) the reply another caller is waiting for.
+    d = await daemon(TWO_WATCHERS)
+    await d.wait_pids("web", 2)
+    async with await _client(d, timeout=5.0) as client:
+        # answered once the process runs, so after the quick calls sent behind it
+        slow = client.call("incr", name="worker", waiting=True)
+        calls = [client.call("numprocesses", name="web") for _ in range(20)]
+        calls += [client.call("status") for _ in range(10)]
+        [incr, *replies] = await asyncio.gather(slow, *calls)
+    assert incr["numprocesses"] == 2
+    assert [r.get("numprocesses") for r in replies[:20]] == [2] * 20
+    assert all(r["statuses"] == {"web": "active", "worker": "active"} for r in replies[20:])

@@ -20,6 +20,8 @@ import zmq
 from bigtop.control.endpoints import EndpointError, default_endpoints
 
 if TYPE_CHECKING:
+    import asyncio
+
     from bigtop.control.curve import ClientKeys
 from bigtop.errors import BigtopError
 from bigtop.protocol.codec import encode
@@ -130,7 +132,12 @@ class AsyncClient:
     ) -> None:
         self.endpoint = endpoint or default_endpoints().control
         self.timeout = timeout
+        import asyncio
+
         import zmq.asyncio  # only asyncio users pay for it
+
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._receiving = asyncio.Lock()
 
         self._context = zmq.asyncio.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
@@ -148,16 +155,36 @@ class AsyncClient:
         return reply
 
     async def send(self, command: str, properties: dict[str, Any]) -> dict[str, Any]:
+        """The raw reply, whatever its status. Calls may run at once on one client (the
+        dashboard does): each waits for the reply carrying its own id."""
+        import asyncio
+
         request_id, payload = _request(command, properties, cast=False)
-        await self._socket.send(payload)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await self._socket.poll(int(remaining * 1000) + 1):
-                raise CallTimeout(command, self.endpoint, self.timeout)
-            reply = _decode(await self._socket.recv())
-            if reply is not None and reply.get("id") == request_id:
-                return reply
+        slot: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = slot
+        try:
+            await self._socket.send(payload)
+            async with asyncio.timeout(self.timeout):
+                return await self._receive_until(slot)
+        except TimeoutError:
+            raise CallTimeout(command, self.endpoint, self.timeout) from None
+        finally:
+            del self._waiting[request_id]
+
+    async def _receive_until(self, slot: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
+        # One caller at a time reads the socket and hands every reply to the call it
+        # answers; a caller that read only its neighbours' replies would drop them.
+        while not slot.done():
+            async with self._receiving:
+                if slot.done():
+                    break
+                reply = _decode(await self._socket.recv())
+                if reply is None:
+                    continue
+                owner = self._waiting.get(str(reply.get("id")))
+                if owner is not None and not owner.done():
+                    owner.set_result(reply)
+        return slot.result()
 
     async def cast(self, command: str, **properties: Any) -> None:
         await self._socket.send(_request(command, properties, cast=True)[1])
