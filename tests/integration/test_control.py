@@ -427,3 +427,48 @@ async def test_calls_made_at_once_on_one_client_each_get_their_own_reply(daemon)
     assert incr["numprocesses"] == 2
     assert [r.get("numprocesses") for r in replies[:20]] == [2] * 20
     assert all(r["statuses"] == {"web": "active", "worker": "active"} for r in replies[20:])
+
+
+async def test_a_stop_is_not_undone_by_commands_still_under_way(daemon, caplog) -> None:
+    # Starts and reloads still queued when the daemon's stop began used to start processes
+    # again behind it: the stop then found them running, killed them late, or left them.
+    d = await daemon(TWO_WATCHERS)
+    await d.wait_pids("web", 2)
+    async with await _client(d) as client:
+        for command in ["reload", "stop", "start", "reload", "start"] * 4:
+            await client.cast(command)
+        d.arbiter.request("quit")
+    await d.quit()
+    assert not [r for r in caplog.records if "still running" in r.getMessage()]
+
+
+async def test_a_stopping_daemon_refuses_to_start_anything(daemon) -> None:
+    d = await daemon(
+        f"""
+        [watcher:web]
+        cmd = {SLEEP} web
+
+        [watcher:slow]
+        cmd = {IGNORE_TERM}
+        graceful_timeout = 30
+        """
+    )
+    await d.wait_pids("web", 1)
+    [slow] = await d.wait_pids("slow", 1)
+    await async_wait_until(lambda: _ignores_term(slow), what="the handler installed")
+    d.arbiter.request("quit")
+    await async_wait_until(lambda: d.arbiter.stopping, what="the stop under way")
+    async with await _client(d) as client:  # 'slow' holds the stop up to its SIGKILL
+        for command, properties in [
+            ("start", {"name": "web"}),
+            ("reload", {}),
+            ("incr", {"name": "web"}),
+        ]:
+            with pytest.raises(CallError) as refused:
+                await client.call(command, **properties)
+            assert (
+                refused.value.reason == f"{command}: bigtop is stopping; send it again once it runs"
+            )
+        assert (await client.call("status"))["statuses"]["web"] == "stopped"  # reads still work
+    d.watcher("slow").kill_now()
+    await d.quit()

@@ -208,6 +208,11 @@ class Arbiter:
                 log.info("watcher %r waits for %r to be started", watcher.name, dependency.name)
             await self.wait_ready(dependency)
 
+    @property
+    def stopping(self) -> bool:
+        """The daemon is stopping (quit, or restart): nothing may start any more."""
+        return self._quitting
+
     async def stop(self) -> None:
         for level in self.by_priority(descending=False):
             await asyncio.gather(*(watcher.stop() for watcher in level))
@@ -502,6 +507,10 @@ class Arbiter:
             watcher.kill_now()
         deadline = self.loop.time() + timeout
         while len(self.reaper) and self.loop.time() < deadline:
+            # whatever is still registered, a watcher's or not (a removed watcher's, a
+            # probe), is killed through its pidfd: the daemon must not exit leaving it
+            for pid in self.reaper.pids():
+                self.reaper.send_signal(pid, signal.SIGKILL)
             await asyncio.sleep(0.01)
 
     async def reload(self) -> None:

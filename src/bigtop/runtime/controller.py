@@ -89,6 +89,12 @@ ASYNC_COMMANDS = frozenset(
 )
 
 
+# What a stopping daemon refuses: each would start processes the stop has already passed.
+REFUSED_WHEN_STOPPING = frozenset(
+    {"add", "start", "restart", "reload", "reloadconfig", "incr", "set"}
+)
+
+
 class Controller:
     def __init__(self, arbiter: Arbiter) -> None:
         self.arbiter = arbiter
@@ -109,6 +115,11 @@ class Controller:
         handler = self._handlers.get(request.command)
         if handler is None:
             raise CommandError(f"unknown command: {request.command!r}", Errno.UNKNOWN_COMMAND)
+        if request.command in REFUSED_WHEN_STOPPING and self.arbiter.stopping:
+            raise CommandError(
+                f"{request.command}: bigtop is stopping; send it again once it runs",
+                Errno.COMMAND_ERROR,
+            )
         try:
             return await handler(request.properties)
         except CommandError:

@@ -137,6 +137,10 @@ class Watcher:
         """Start the watcher; False when before_start refused (it stays stopped)."""
         if self.core.status in (WatcherStatus.STARTING, WatcherStatus.ACTIVE):
             return True
+        if getattr(self.services.arbiter, "stopping", False):
+            # a start or reload queued behind the daemon's stop would outlive the daemon
+            log.info("watcher %r: not started, bigtop is stopping", self.name)
+            return False
         if not self.hooks.run("before_start", self, self.services.arbiter):
             log.warning("watcher %r: before_start hook returned false; not started", self.name)
             return False
