@@ -48,6 +48,22 @@ async def async_wait_until(
         await asyncio.sleep(interval)
 
 
+def argv_of(pid: int, timeout: float = 5.0) -> list[bytes]:
+    """`pid`'s command line, split; [] once it is gone or a zombie. A process fresh from
+    Popen (vfork) can still be inside execve, its new argv not set up: /proc then reads an
+    empty command line for a moment, so an empty one is read again until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            return []
+        if raw or not alive(pid) or time.monotonic() > deadline:
+            return raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
+        time.sleep(0.002)
+
+
 async def wait_for(awaitable: Awaitable[T], timeout: float = 10.0) -> T:
     return await asyncio.wait_for(awaitable, timeout)
 

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # its runs have their own deadlines (240 s)
 def test_the_harness_measures_bigtop_and_the_report_shows_the_targets(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     environ = {**os.environ, "BENCH_BIGTOP_VENV": sys.prefix}  # this venv has bin/bigtop

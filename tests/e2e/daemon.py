@@ -22,15 +22,12 @@ from typing import IO, Any
 
 import zmq
 
-from tests.helpers import alive, children_of, wait_until
+from tests.helpers import alive, argv_of, children_of, wait_until
 
 
 def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
+    """The command line as one string (read again while a fresh process is mid-exec)."""
+    return b" ".join(argv_of(pid)).decode(errors="replace").strip()
 
 
 class Daemon:

@@ -41,9 +41,20 @@ def test_last_lines_of_each_process_whatever_the_stream(run_daemon, tmp_path: Pa
         """
     )
     daemon.wait_children(2)
-    wait_until(
-        lambda: "plain 20" in bigtop(tmp_path, "logs", "-n", "50").stdout, what="output captured"
-    )
+
+    def captured() -> bool:  # both processes, both streams, and the file written
+        out = bigtop(tmp_path, "logs", "-n", "50").stdout
+        filed = tmp_path / "filed.log"
+        return (
+            all(
+                text in out
+                for text in ("plain 20", "filed 20", "plain to stderr", "filed to stderr")
+            )
+            and filed.exists()
+            and "filed 20" in filed.read_text()
+        )
+
+    wait_until(captured, what="output captured")
     result = bigtop(tmp_path, "logs", "-n", "3", "--stdout", "plain")
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and all(line.startswith("plain[") for line in lines)

@@ -21,7 +21,7 @@ import pytest
 from tests.helpers import children_of, wait_until
 
 # The watcher's process forks a child that starts two grandchildren and exits at once: both
-# are orphans. One lives 1 s (it must be reaped, not left a zombie); the other leaves the
+# are orphans. The test ends one (it must be reaped, not left a zombie); the other leaves the
 # process group (setsid) and would live an hour (it must be killed when bigtop stops).
 FORKER = """\
 import os, signal, sys, time
@@ -29,7 +29,7 @@ signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 child = os.fork()
 if child == 0:
     if os.fork() == 0:
-        os.execvp("sleep", ["sleep", "1"])
+        os.execvp("sleep", ["sleep", "3599"])
     if os.fork() == 0:
         os.setsid()
         os.execvp("sleep", ["sleep", "3600"])
@@ -168,10 +168,11 @@ def test_orphans_reaped_and_sigterm_stops_everything(container: Container) -> No
         return [pid for pid in container.processes() if argv(pid) == list(words)]
 
     orphan = wait_until(lambda: running("sleep", "3600"), 5, what="the orphan in its session")[0]
-    short = wait_until(lambda: running("sleep", "1"), 5, what="the short-lived orphan")[0]
+    short = wait_until(lambda: running("sleep", "3599"), 5, what="the short-lived orphan")[0]
     processes = container.processes()
     assert processes[orphan][2] == processes[short][2] == container.pid  # adopted by bigtop
     # once it exits it is reaped at once: it disappears instead of staying a zombie
+    os.kill(short, signal.SIGTERM)
     wait_until(lambda: stat(short) is None, 10, what="the short-lived orphan reaped")
     assert not [pid for pid, (_, state, _) in container.processes().items() if state == "Z"]
     started = time.monotonic()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import zmq
 
-from tests.helpers import alive, wait_until
+from tests.helpers import alive, argv_of, wait_until
 
 T = TypeVar("T")
 
@@ -66,16 +66,25 @@ def children_by_state(parent: int) -> dict[int, str]:
     return found
 
 
+def _user_process(pid: int) -> bool:
+    try:
+        os.readlink(f"/proc/{pid}/exe")
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def tagged(tag: str) -> list[int]:
     """Live processes anywhere on the machine whose command line contains `tag`."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and alive(int(entry)):
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    line = handle.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
+            pid = int(entry)
+            if not _user_process(pid):
+                continue  # a kernel thread: its command line stays empty
+            line = b" ".join(argv_of(pid)).decode(errors="replace")
             if tag in line:
                 found.append(int(entry))
     return found

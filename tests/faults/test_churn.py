@@ -109,7 +109,7 @@ CYCLES = scaled(1000, 10_000)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(scaled(60, 600))
+@pytest.mark.timeout(scaled(180, 600))
 async def test_spawn_stop_cycles_leave_nothing_behind(daemon) -> None:
     d = await daemon(CONFIG.format(tag=f"{os.getpid()}8"))
     figures = await churn(d, CYCLES)

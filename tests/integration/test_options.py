@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.helpers import PYTHON, alive, async_wait_until
+from tests.helpers import PYTHON, alive, argv_of, async_wait_until
 
 SLEEP = f"{PYTHON} -c 'import time; time.sleep(3600)'"
 
@@ -36,8 +36,7 @@ async def test_executable_sets_the_program_and_argv0_is_a_display_name(daemon, t
         """
     )
     [pid] = await d.wait_pids("named", 1)
-    with open(f"/proc/{pid}/cmdline", "rb") as handle:
-        assert handle.read().split(b"\0")[0] == b"my-display-name"
+    assert argv_of(pid)[0] == b"my-display-name"
 
 
 async def test_stdout_and_stderr_streams_capture_whole_lines(daemon, tmp_path: Path) -> None:

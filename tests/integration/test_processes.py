@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.helpers import PYTHON, alive, async_wait_until
+from tests.helpers import PYTHON, alive, argv_of, async_wait_until
 
 SLEEP = f"{PYTHON} -c 'import time; time.sleep(3600)'"
 IGNORE_TERM = (
@@ -27,8 +27,7 @@ async def test_spawns_numprocesses_real_children(daemon) -> None:
     pids = await d.wait_pids("sleepers", 3)
     for pid in pids:
         assert os.getpgid(pid) == pid, "each child leads its own session/process group"
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            assert handle.read().split(b"\0")[-2] == b"spawns"
+        assert argv_of(pid)[-1] == b"spawns"
     assert d.watcher("sleepers").status == "active"
     assert d.topics(".spawn") == ["watcher.sleepers.spawn"] * 3
     assert d.topics(".start") == ["watcher.sleepers.start"]
@@ -97,7 +96,7 @@ async def test_crash_loop_backs_off_and_resets_after_a_stable_run(daemon, tmp_pa
         cmd = {script}
         backoff_initial = 0.1
         backoff_max = 0.4
-        backoff_reset = 0.5
+        backoff_reset = 1.0
         """
     )
     watcher = d.watcher("crashy")
@@ -108,7 +107,7 @@ async def test_crash_loop_backs_off_and_resets_after_a_stable_run(daemon, tmp_pa
     [pid] = await d.wait_pids("crashy", 1, timeout=5)
     await async_wait_until(
         lambda: (
-            time.monotonic() - watcher.core.procs[pid].started_at >= 0.6
+            time.monotonic() - watcher.core.procs[pid].started_at >= 1.1
             if pid in watcher.core.procs
             else False
         ),

@@ -68,6 +68,7 @@ async def test_a_process_never_ready_is_restarted_with_backoff(daemon) -> None:
         ready_check = false
         ready_timeout = 0.3
         backoff_initial = 0.1
+        backoff_reset = 5
         graceful_timeout = 1
         """
     )

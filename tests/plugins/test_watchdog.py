@@ -40,7 +40,8 @@ async def test_heartbeats_keep_a_process_and_silence_gets_it_replaced(
 
         [plugin:dog]
         use = circus.plugins.watchdog.WatchDog
-        loop_rate = 0.2
+        # silence = loop_rate * max_count = 1 s: a slow start is not silence
+        loop_rate = 0.5
         max_count = 2
         ip = 127.0.0.1
         port = {port}

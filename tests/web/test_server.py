@@ -163,6 +163,11 @@ async def test_live_ticks_process_figures_logs_history_and_events(
         """
     )
     [first, second] = await d.wait_pids("talk", 2)
+    book = d.arbiter.services.logbook  # both have printed before the page asks for the tail
+    await async_wait_until(
+        lambda: [line[4] for line in book.tail(["talk"], 10, ("stdout",))].count("started") == 2,
+        what="both processes' first line",
+    )
     board: Dashboard = await dashboard(d, interval=0.2)
     async with board.websocket() as ws:
         await receive(ws, "hello")

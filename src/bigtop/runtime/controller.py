@@ -31,7 +31,7 @@ from bigtop.protocol.codec import Request
 from bigtop.protocol.errors import CommandError, Errno
 from bigtop.runtime import proctree
 from bigtop.runtime.hooks import HookError
-from bigtop.runtime.procinfo import GONE, ProcessInfo
+from bigtop.runtime.procinfo import GONE, NA, ProcessInfo
 
 if TYPE_CHECKING:
     from bigtop.runtime.arbiter import Arbiter
@@ -535,6 +535,8 @@ class Controller:
     def _process_stats(self, watcher: Watcher, pid: int, extended: bool) -> Any:
         info = self.procinfo.info(pid)
         if isinstance(info, dict):
+            if info.get("cmdline") == NA:  # caught inside execve: its argv is not set up yet
+                info["cmdline"] = _spawned_name(watcher, pid)
             record = watcher.core.procs.get(pid)
             info["started"] = watcher.spawned_at.get(pid)
             info["wid"] = record.wid if record else None
@@ -665,3 +667,13 @@ def _signum(value: Any) -> int:
         except CoercionError:
             pass
     raise CommandError(f"{value!r} isn't a valid signal")
+
+
+def _spawned_name(watcher: Watcher, pid: int) -> str:
+    """The program name a process was started with (its argv[0]'s base name), for when its
+    /proc entry cannot say yet."""
+    popen = watcher.popens.get(pid)
+    args = popen.args if popen is not None else None
+    if isinstance(args, (list, tuple)) and args:
+        return os.path.basename(os.fsdecode(args[0]))
+    return NA
