@@ -136,6 +136,22 @@ async def test_add_and_rm(daemon) -> None:
     assert "watcher.extra.add" in d.topics() and "watcher.extra.remove" in d.topics()
 
 
+async def test_rm_nostop_leaves_the_processes_running_unmanaged(daemon, caplog) -> None:
+    d = await daemon(TWO_WATCHERS)
+    first, second = await d.wait_pids("web", 2)
+    async with await _client(d) as client:
+        await client.call("rm", name="web", nostop=True, waiting=True)
+        assert (await client.call("list"))["watchers"] == ["worker"]
+    assert alive(first) and alive(second)
+    spawns = len(d.topics("watcher.web.spawn"))
+    os.kill(first, signal.SIGKILL)  # reaped, and not replaced: its watcher is gone
+    await async_wait_until(lambda: "watcher.web.reap" in d.topics(), what="the reap")
+    assert len(d.topics("watcher.web.spawn")) == spawns and alive(second)
+    await d.quit()  # the daemon's stop still stops what runs on
+    assert not alive(second)
+    assert not [r for r in caplog.records if "still running" in r.getMessage()]
+
+
 async def test_signal_and_kill(daemon, tmp_path) -> None:
     out = tmp_path / "usr1"
     d = await daemon(

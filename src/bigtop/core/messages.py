@@ -74,6 +74,13 @@ class Reload:
 
 
 @dataclass(frozen=True)
+class Release:
+    """The watcher was removed without stopping its processes (`rm` with `nostop`): they
+    run on until they end, and none is replaced, restarted, aged out or health-checked.
+    A `Stop` still stops them (the daemon does so when it stops)."""
+
+
+@dataclass(frozen=True)
 class Tick:
     """Timers may be due; the runtime feeds this at `next_wakeup()`."""
 
@@ -89,6 +96,7 @@ Event = (
     | ProcessReady
     | Unhealthy
     | Reload
+    | Release
     | Tick
 )
 

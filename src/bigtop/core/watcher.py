@@ -28,6 +28,7 @@ from bigtop.core.messages import (
     LogMessage,
     ProcessReady,
     Publish,
+    Release,
     Reload,
     Resumed,
     Scale,
@@ -135,6 +136,7 @@ class WatcherCore:
     # their slot is dropped (stop, decr, reload), so a wid never names two processes.
     in_flight: set[int] = field(default_factory=set)
     stop_reason: str = "stopped"
+    released: bool = False  # removed with nostop: its processes are only watched end
 
     def __post_init__(self) -> None:
         self.numprocesses = self.config.numprocesses
@@ -149,6 +151,8 @@ class WatcherCore:
 
     # ---- public surface -------------------------------------------------------------
     def feed(self, event: Event, now: float) -> list[Action]:
+        if self.released and isinstance(event, Start | Scale | Reload):
+            return []  # a removed watcher starts nothing
         match event:
             case Start():
                 if self.flapping is not None:
@@ -172,6 +176,8 @@ class WatcherCore:
                 return self._unhealthy(pid, reason, now)
             case Reload():
                 return self._reload(now)
+            case Release():
+                return self._release()
             case Tick():
                 return self._tick(now)
         raise TypeError(f"not a watcher event: {event!r}")  # pragma: no cover
@@ -243,6 +249,21 @@ class WatcherCore:
         for proc in sorted(self.procs.values(), key=lambda p: p.started_at):
             actions += self._stop_process(proc, now, reason, replace=False)
         return actions + self._maybe_stopped()
+
+    def _release(self) -> list[Action]:
+        # Without slots nothing is filled or replaced: an exit is recorded like that of a
+        # process a reload retires. No deadline is left to act on a running process.
+        self.released = True
+        self.retry_at = None
+        self.slots.clear()
+        self.awaiting_first_spawn.clear()
+        self.retiring.clear()
+        self.reloading = False
+        self.reload_batch.clear()
+        for proc in self.procs.values():
+            proc.expires_at = proc.ready_deadline = None
+            proc.replace = False
+        return []
 
     def _maybe_stopped(self) -> list[Action]:
         if self.status is WatcherStatus.STOPPING and not self.procs and not self.in_flight:
@@ -468,7 +489,7 @@ class WatcherCore:
 
     def _unhealthy(self, pid: int, reason: str, now: float) -> list[Action]:
         proc = self.procs.get(pid)
-        if proc is None or proc.state is not ProcessState.RUNNING:
+        if proc is None or proc.state is not ProcessState.RUNNING or self.released:
             return []
         proc.unhealthy = True
         slot = self.slots.get(proc.wid)

@@ -94,6 +94,7 @@ class Arbiter:
         self.reaper = Reaper(self.loop)
         self.subscribers: list[Subscriber] = []
         self.watchers: dict[str, Watcher] = {}
+        self.released: list[Watcher] = []  # removed with nostop, processes still running
         self._commands: asyncio.Queue[str] = asyncio.Queue()
         self._done = asyncio.Event()
         self._quitting = False
@@ -216,6 +217,8 @@ class Arbiter:
     async def stop(self) -> None:
         for level in self.by_priority(descending=False):
             await asyncio.gather(*(watcher.stop() for watcher in level))
+        released, self.released = self.released, []
+        await asyncio.gather(*(watcher.stop() for watcher in released))
 
     async def run(self) -> None:
         """Start everything, serve signals until asked to quit, stop everything."""
@@ -367,7 +370,9 @@ class Arbiter:
         self._state_timer = None
         if self._statefile is not None:
             children = {
-                pid: watcher.name for watcher in self.watchers.values() for pid in watcher.popens
+                pid: watcher.name
+                for watcher in [*self.watchers.values(), *self.released]
+                for pid in watcher.popens
             }
             self._statefile.write(children)
 
@@ -559,6 +564,10 @@ class Arbiter:
     async def remove_watcher(self, watcher: Watcher, stop: bool = True) -> None:
         if stop:
             await watcher.stop()
+        else:
+            # its processes run on until they end; the daemon's own stop still stops them
+            watcher.release()
+            self.released = [w for w in self.released if w.popens] + [watcher]
         self.watchers.pop(watcher.name.lower(), None)
         self.disarm_on_demand(watcher)
         self.services.logbook.forget(watcher.name)

@@ -32,6 +32,7 @@ from bigtop.core.messages import (
     LogMessage,
     ProcessReady,
     Publish,
+    Release,
     Reload,
     Resumed,
     Scale,
@@ -189,6 +190,15 @@ class Watcher:
             self.services.publish(self.name, "reload", {})
             return
         self.feed(Reload())
+
+    def release(self) -> None:
+        """`rm` with `nostop`: the processes run on, unmanaged, until they end (or the daemon
+        stops); none is replaced or probed."""
+        for tasks in self._probes.values():
+            for task in tasks:
+                task.cancel()
+        self._probes.clear()
+        self.feed(Release())
 
     def kill(
         self, pid: int, graceful_timeout: float | None = None, signum: int | None = None

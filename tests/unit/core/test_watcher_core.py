@@ -21,6 +21,7 @@ from bigtop.core.messages import (
     LogMessage,
     ProcessReady,
     Publish,
+    Release,
     Reload,
     Resumed,
     Scale,
@@ -642,6 +643,24 @@ def test_scale_down_then_up_with_spawn_in_flight_never_shares_a_wid() -> None:
     assert h.feed(Spawned(2, 102)) == [spawn(102), SendStopSignal(102, 15), kill(102)]
     assert h.feed(Spawned(3, 103)) == [spawn(103)]
     assert h.pids_by_wid() == {1: 101, 3: 103}
+
+
+# ==== released (rm nostop) =====================================================================
+def test_a_released_watcher_replaces_nothing_and_still_stops_on_request() -> None:
+    h = started(3, max_age=10)
+    assert h.run(Release(), at=1.0) == []
+    assert h.core.next_wakeup() is None  # no max_age, no spawn due
+    actions = h.run(Exited(101, sig(9)), at=2.0)
+    assert only(actions, SpawnProcess) == [] and publishes(actions) == ["reap"]
+    assert h.core.history[-1].pid == 101 and h.core.history[-1].restart_in is None
+    for event in (Start(), Scale(5), Reload(), Tick()):
+        assert only(h.run(event, at=3.0), SpawnProcess) == []
+    assert sorted(h.core.procs) == [102, 103] and h.status is ACTIVE
+    stop = h.run(Stop(), at=4.0)
+    assert [a.pid for a in only(stop, SendStopSignal)] == [102, 103]
+    h.run(Exited(102, sig(15)), at=4.1)
+    done = h.run(Exited(103, sig(15)), at=4.2)
+    assert only(done, StopCompleted) and h.status is STOPPED
 
 
 # ==== max_age ==========================================================================================
