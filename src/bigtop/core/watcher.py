@@ -136,7 +136,7 @@ class WatcherCore:
     # their slot is dropped (stop, decr, reload), so a wid never names two processes.
     in_flight: set[int] = field(default_factory=set)
     stop_reason: str = "stopped"
-    released: bool = False  # removed with nostop: its processes are only watched end
+    released: bool = False  # removed with nostop: its processes are only seen to their end
 
     def __post_init__(self) -> None:
         self.numprocesses = self.config.numprocesses
