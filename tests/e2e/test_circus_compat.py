@@ -651,7 +651,9 @@ TRAP = (
 def notes(path: Path) -> list[tuple[int, str]]:
     if not path.exists():
         return []
-    return [(int(p), what) for p, what in (line.split() for line in path.read_text().splitlines())]
+    lines = path.read_text().splitlines(keepends=True)
+    whole = [line for line in lines if line.endswith("\n")]  # not one being appended
+    return [(int(p), what) for p, what in (line.split() for line in whole)]
 
 
 def test_circusctl_signal_and_kill(circus, bigtop, tmp_path) -> None:

@@ -41,7 +41,8 @@ class Recorder(CircusPlugin):
 def rows(path: Path) -> list[list[object]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    text = path.read_text()  # a line being appended can show half written: skip it
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
 
 
 async def run_recorder(daemon, tmp_path: Path, base: str) -> list[list[object]]:
