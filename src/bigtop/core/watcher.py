@@ -240,26 +240,26 @@ class WatcherCore:
             return []
         self.status = advance(WATCHER_TRANSITIONS, self.status, "stop")
         self.stop_reason = reason
+        self._drop_plans()
+        actions: list[Action] = []  # Circus publishes `stop` once, when the last one is gone
+        for proc in sorted(self.procs.values(), key=lambda p: p.started_at):
+            actions += self._stop_process(proc, now, reason, replace=False)
+        return actions + self._maybe_stopped()
+
+    def _drop_plans(self) -> None:
+        """Forget every slot to fill and every reload step: nothing more is started."""
         self.slots.clear()
         self.awaiting_first_spawn.clear()
         self.retiring.clear()
         self.reloading = False
         self.reload_batch.clear()
-        actions: list[Action] = []  # Circus publishes `stop` once, when the last one is gone
-        for proc in sorted(self.procs.values(), key=lambda p: p.started_at):
-            actions += self._stop_process(proc, now, reason, replace=False)
-        return actions + self._maybe_stopped()
 
     def _release(self) -> list[Action]:
         # Without slots nothing is filled or replaced: an exit is recorded like that of a
         # process a reload retires. No deadline is left to act on a running process.
         self.released = True
         self.retry_at = None
-        self.slots.clear()
-        self.awaiting_first_spawn.clear()
-        self.retiring.clear()
-        self.reloading = False
-        self.reload_batch.clear()
+        self._drop_plans()
         for proc in self.procs.values():
             proc.expires_at = proc.ready_deadline = None
             proc.replace = False
@@ -472,11 +472,7 @@ class WatcherCore:
         if not self.slots or not all(s.done for s in self.slots.values()) or self.in_flight:
             return []
         self.status = advance(WATCHER_TRANSITIONS, self.status, "finished")
-        self.slots.clear()  # a stopped watcher has no slots
-        self.awaiting_first_spawn.clear()
-        self.retiring.clear()
-        self.reloading = False
-        self.reload_batch.clear()
+        self._drop_plans()  # a stopped watcher has no slots
         return [StopCompleted("every process ended"), Publish("stop")]
 
     # ---- readiness and health ----------------------------------------------------------------
