@@ -510,12 +510,12 @@ class Arbiter:
             with contextlib.suppress(Exception):
                 watcher.feed(Stop())
             watcher.kill_now()
+        # and whatever else is registered (a probe, say) is killed through its pidfd: the
+        # daemon must not exit leaving it
+        for pid in self.reaper.pids():
+            self.reaper.send_signal(pid, signal.SIGKILL)
         deadline = self.loop.time() + timeout
         while len(self.reaper) and self.loop.time() < deadline:
-            # whatever is still registered, a watcher's or not (a removed watcher's, a
-            # probe), is killed through its pidfd: the daemon must not exit leaving it
-            for pid in self.reaper.pids():
-                self.reaper.send_signal(pid, signal.SIGKILL)
             await asyncio.sleep(0.01)
 
     async def reload(self) -> None:

@@ -138,7 +138,7 @@ class Watcher:
         """Start the watcher; False when before_start refused (it stays stopped)."""
         if self.core.status in (WatcherStatus.STARTING, WatcherStatus.ACTIVE):
             return True
-        if getattr(self.services.arbiter, "stopping", False):
+        if self.services.arbiter.stopping:
             # a start or reload queued behind the daemon's stop would outlive the daemon
             log.info("watcher %r: not started, bigtop is stopping", self.name)
             return False
